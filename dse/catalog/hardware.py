@@ -1,0 +1,118 @@
+"""Accelerators and host tiers as pytrees of peak ratings (datasheet numbers, not achieved ones).
+
+A :class:`Hardware` is built from a ``conf/hardware/*.yaml`` entry. Every number in those files
+carries a source in the file's ``sources:`` mapping (tests check it). Efficiencies (MFU, MBU,
+link efficiency, overheads) are *not* hardware fields: they live in the calibration parameters,
+fitted to public measurements per generation (``dse calibrate``).
+
+Units are explicit in the field names: TFLOP/s, GB (1e9 B), TB/s, GB/s, Gbit/s, W, USD.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+
+
+# Numeric fields of an accelerator YAML and their defaults (0 = absent / not supported).
+HARDWARE_FIELDS: dict[str, float] = {
+    "bf16_tflops": 0.0,  # dense (no 2:4 sparsity) tensor-core peak
+    "fp8_tflops": 0.0,
+    "fp4_tflops": 0.0,  # NVFP4 on NVIDIA, MXFP4 on AMD; 0: not supported
+    "mem_capacity_gb": 0.0,  # HBM for GPUs, on-chip SRAM for SRAM-first chips
+    "mem_bandwidth_tbs": 0.0,
+    "sram_mb": 0.0,  # largest on-chip cache / scratchpad
+    "scaleup_bandwidth_gbs": 0.0,  # per direction, per accelerator (NVLink, IF, C2C links)
+    "scaleup_peer_bandwidth_gbs": 0.0,  # per direction to ONE peer (switchless meshes); 0: = above
+    "scaleup_domain": 1.0,  # accelerators in one scale-up domain (NVL8, NVL72, LPX rack)
+    "scaleout_bandwidth_gbit": 0.0,  # NIC line rate per accelerator, one direction
+    "host_link_bandwidth_gbs": 0.0,  # accelerator <-> host memory, per direction
+    "tdp_w": 0.0,
+    "price_usd": 0.0,  # capex per accelerator (share of rack where sold as a rack)
+}
+
+# Numeric fields of a host-tier YAML (``kind: cpu``).
+HOST_FIELDS: dict[str, float] = {
+    "mem_capacity_gb": 0.0,
+    "mem_bandwidth_tbs": 0.0,
+    "gpu_link_bandwidth_gbs": 0.0,  # per direction, per CPU (shared by gpus_per_cpu GPUs)
+    "gpus_per_cpu": 1.0,
+    "tdp_w": 0.0,
+    "price_usd": 0.0,
+}
+
+# Calibration groups: hardware of one generation shares efficiency parameters.
+GENERATIONS: tuple[str, ...] = (
+    "hopper",
+    "blackwell",
+    "blackwell_ultra",
+    "rubin",
+    "cdna3",
+    "cdna4",
+    "lpu",
+)
+
+
+class Hardware(eqx.Module):
+    """Peak ratings of one accelerator type. Float64 scalars (or stacked arrays)."""
+
+    bf16_tflops: Array
+    fp8_tflops: Array
+    fp4_tflops: Array
+    mem_capacity_gb: Array
+    mem_bandwidth_tbs: Array
+    sram_mb: Array
+    scaleup_bandwidth_gbs: Array
+    scaleup_peer_bandwidth_gbs: Array
+    scaleup_domain: Array
+    scaleout_bandwidth_gbit: Array
+    host_link_bandwidth_gbs: Array
+    tdp_w: Array
+    price_usd: Array
+    generation: Array  # index into GENERATIONS (float so it stacks; used to pick calibration)
+
+    @classmethod
+    def from_mapping(cls, values: dict, generation: str) -> Hardware:
+        unknown = set(values) - set(HARDWARE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown hardware field(s): {sorted(unknown)}")
+        merged = {k: float(values.get(k, d) or 0.0) for k, d in HARDWARE_FIELDS.items()}
+        if generation not in GENERATIONS:
+            raise ValueError(f"unknown generation {generation!r}; expected one of {GENERATIONS}")
+        arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in merged.items()}
+        return cls(**arrays, generation=jnp.asarray(float(GENERATIONS.index(generation))))
+
+    # Derived, SI units -----------------------------------------------------------------------
+    def peak_flops(self, bits: Array) -> Array:
+        """Dense peak FLOP/s for GEMMs whose *operands* are ``bits`` wide (4, 8 or 16).
+
+        A precision the chip lacks runs on the next wider one it has: FP4 weights on Hopper run
+        as W4A16 on the BF16 units (TRT-LLM's MXFP4 path; calibration_README.md), FP8 on a chip
+        without FP8 runs at BF16 (hardware.md §9: "NVFP4 peak usable only for W4A4").
+        """
+        bf16 = self.bf16_tflops * 1e12
+        fp8 = jnp.where(self.fp8_tflops > 0, self.fp8_tflops * 1e12, bf16)
+        fp4 = jnp.where(self.fp4_tflops > 0, self.fp4_tflops * 1e12, bf16)
+        return jnp.where(bits <= 4.0, fp4, jnp.where(bits <= 8.0, fp8, bf16))
+
+    @property
+    def mem_bytes(self) -> Array:
+        return self.mem_capacity_gb * 1e9
+
+    @property
+    def mem_bandwidth(self) -> Array:
+        return self.mem_bandwidth_tbs * 1e12
+
+    @property
+    def scaleup_bandwidth(self) -> Array:
+        return self.scaleup_bandwidth_gbs * 1e9
+
+    @property
+    def scaleup_peer_bandwidth(self) -> Array:
+        peer = self.scaleup_peer_bandwidth_gbs
+        return jnp.where(peer > 0, peer, self.scaleup_bandwidth_gbs) * 1e9
+
+    @property
+    def scaleout_bandwidth(self) -> Array:
+        return self.scaleout_bandwidth_gbit * 1e9 / 8.0

@@ -1,0 +1,175 @@
+"""Load the YAML catalogs under ``conf/`` and resolve names (with "did you mean" on typos).
+
+Data flows one way: YAML → :class:`CatalogEntry` (metadata + sources) → pytree
+(:class:`Architecture` / :class:`Hardware`). Nothing here is traced by JAX.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .architecture import Architecture
+from .hardware import HOST_FIELDS, Hardware
+
+
+class CatalogError(ValueError):
+    """A bad name or a malformed catalog file; the message is one line saying what and how to fix."""
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` directory: ``$DSE_CONF`` if set, else the one beside the package."""
+    env = os.environ.get("DSE_CONF")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str  # Hugging Face repo id
+    alias: str  # file stem, e.g. "llama3.1-70b"
+    aliases: tuple[str, ...]
+    arch: Architecture
+    published_total_params: float
+    published_active_params: float | None
+    raw: dict = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HardwareEntry:
+    name: str
+    title: str
+    kind: str  # gpu | sram
+    generation: str
+    hw: Hardware
+    host: str | None
+    raw: dict = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    name: str
+    title: str
+    values: dict[str, float]
+    raw: dict = field(repr=False, compare=False)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise CatalogError(f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax") from e
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: expected a mapping at top level")
+    return data
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+class Catalog:
+    """All models, accelerators and host tiers found under one ``conf/`` directory."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else conf_dir()
+        self.models: dict[str, ModelEntry] = {}
+        self.hardware: dict[str, HardwareEntry] = {}
+        self.hosts: dict[str, HostEntry] = {}
+        self._model_names: dict[str, str] = {}  # normalized name/alias -> canonical id
+        self._load()
+
+    def _load(self) -> None:
+        for path in sorted((self.root / "model").glob("*.yaml")):
+            data = _read_yaml(path)
+            try:
+                arch = Architecture.from_mapping(data["architecture"])
+                published = data["published"]
+                entry = ModelEntry(
+                    id=data["id"],
+                    alias=path.stem,
+                    aliases=tuple(data.get("aliases", ())),
+                    arch=arch,
+                    published_total_params=float(published["total_params"]),
+                    published_active_params=(
+                        float(published["active_params"])
+                        if published.get("active_params") is not None
+                        else None
+                    ),
+                    raw=data,
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                raise CatalogError(f"{path}: {e}; see conf/model/README.md for the schema") from e
+            self.models[entry.id] = entry
+            for n in (entry.id, entry.alias, *entry.aliases, entry.id.split("/")[-1]):
+                self._model_names[_norm(n)] = entry.id
+        for path in sorted((self.root / "hardware").glob("*.yaml")):
+            data = _read_yaml(path)
+            kind = data.get("kind", "gpu")
+            try:
+                if kind == "cpu":
+                    vals = {k: float(data.get(k, d) or 0.0) for k, d in HOST_FIELDS.items()}
+                    self.hosts[path.stem] = HostEntry(path.stem, data.get("title", ""), vals, data)
+                    continue
+                spec = {k: v for k, v in data.items() if k in _HW_KEYS}
+                hw = Hardware.from_mapping(spec, data["generation"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise CatalogError(f"{path}: {e}; see conf/hardware/README.md for the schema") from e
+            self.hardware[path.stem] = HardwareEntry(
+                name=path.stem,
+                title=data.get("title", path.stem),
+                kind=kind,
+                generation=data["generation"],
+                hw=hw,
+                host=data.get("host"),
+                raw=data,
+            )
+
+    # ----- name resolution -------------------------------------------------------------------
+    def model(self, name: str) -> ModelEntry:
+        key = _norm(str(name))
+        if key in self._model_names:
+            return self.models[self._model_names[key]]
+        raise CatalogError(_unknown("model", name, list(self._model_names), "conf/model/"))
+
+    def accelerator(self, name: str) -> HardwareEntry:
+        key = str(name).strip().lower().replace("-", "_")
+        if key in self.hardware:
+            return self.hardware[key]
+        raise CatalogError(_unknown("hardware", name, list(self.hardware), "conf/hardware/"))
+
+
+_HW_KEYS = {
+    "bf16_tflops",
+    "fp8_tflops",
+    "fp4_tflops",
+    "mem_capacity_gb",
+    "mem_bandwidth_tbs",
+    "sram_mb",
+    "scaleup_bandwidth_gbs",
+    "scaleup_peer_bandwidth_gbs",
+    "scaleup_domain",
+    "scaleout_bandwidth_gbit",
+    "host_link_bandwidth_gbs",
+    "tdp_w",
+    "price_usd",
+}
+
+
+def _unknown(what: str, name: str, known: list[str], where: str) -> str:
+    close = difflib.get_close_matches(_norm(str(name)), known, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (known names are the files in {where})"
+
+
+@functools.lru_cache(maxsize=4)
+def load_catalog(root: str | None = None) -> Catalog:
+    """Cached catalog for ``root`` (default: ``conf_dir()``)."""
+    return Catalog(Path(root) if root else None)
