@@ -1,0 +1,3 @@
+"""Calibration of the model's efficiency parameters against public measurements."""
+
+from .params import Calibration as Calibration, default_calibration_path as default_calibration_path

@@ -1,0 +1,86 @@
+"""Measured operating points → model inputs and targets, ready for a differentiable loss.
+
+Targets per row are whichever of ``ttft_ms, tpot_ms, tok_s_user, tok_s_gpu, input_tok_s_gpu``
+were measured (``tok_s_user`` only where TPOT is absent: it is 1000/TPOT). Weights follow the
+source's stated confidence, and serving TTFT is down-weighted because it is dominated by
+load-dependent queueing that a mean-value model only approximates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import Catalog
+from ..model.batched import stack
+from ..model.design import Design
+from ..scenarios.predict import parse_frame
+
+
+METRICS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu")
+CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.35}
+METRIC_WEIGHT = {"ttft_ms": 0.3, "tpot_ms": 1.0, "tok_s_user": 1.0, "tok_s_gpu": 1.0, "input_tok_s_gpu": 1.0}
+
+
+def default_measurements_path() -> Path:
+    """The shipped copy of the public measurements (``conf/calibration/measured.csv``)."""
+    from ..catalog import conf_dir
+
+    return conf_dir() / "calibration" / "measured.csv"
+
+
+@dataclass
+class CalibrationData:
+    frame: pd.DataFrame  # the usable rows (parsed OK and at least one target)
+    archs: object
+    hws: object
+    model_idx: np.ndarray
+    hw_idx: np.ndarray
+    designs: Design
+    target: np.ndarray  # [n, len(METRICS)], NaN where not measured
+    weight: np.ndarray  # [n, len(METRICS)], 0 where not measured
+    generation: np.ndarray  # [n] generation name per row
+    skipped: list[str]  # why rows were left out
+
+
+def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
+    df = pd.read_csv(path)
+    scenarios, errors = parse_frame(df, catalog)
+    keep, skipped = [], []
+    target = np.full((len(df), len(METRICS)), np.nan)
+    for j, m in enumerate(METRICS):
+        if m in df.columns:
+            target[:, j] = pd.to_numeric(df[m], errors="coerce").to_numpy()
+    has_tpot = ~np.isnan(target[:, METRICS.index("tpot_ms")])
+    target[has_tpot, METRICS.index("tok_s_user")] = np.nan
+    for i, s in enumerate(scenarios):
+        if s is None:
+            skipped.append(errors[i])
+        elif np.all(np.isnan(target[i])):
+            skipped.append(f"row {i + 2} ({df['id'].iloc[i]}): no measured metric")
+        else:
+            keep.append(i)
+    scen = [scenarios[i] for i in keep]
+    model_ids = sorted({s.model for s in scen})
+    hw_names = sorted({s.hardware for s in scen})
+    designs = Design(**{f: np.array([s.values[f] for s in scen]) for f in Design.__dataclass_fields__})
+    conf = df["confidence"].fillna("medium") if "confidence" in df.columns else pd.Series(["medium"] * len(df))
+    t = target[keep]
+    w = np.where(np.isnan(t), 0.0, 1.0)
+    w *= np.array([CONFIDENCE_WEIGHT.get(str(c), 0.7) for c in conf.iloc[keep]])[:, None]
+    w *= np.array([METRIC_WEIGHT[m] for m in METRICS])[None, :]
+    return CalibrationData(
+        frame=df.iloc[keep].reset_index(drop=True),
+        archs=stack([catalog.models[m].arch for m in model_ids]),
+        hws=stack([catalog.hardware[h].hw for h in hw_names]),
+        model_idx=np.array([model_ids.index(s.model) for s in scen], dtype=np.int32),
+        hw_idx=np.array([hw_names.index(s.hardware) for s in scen], dtype=np.int32),
+        designs=designs,
+        target=t,
+        weight=w,
+        generation=np.array([catalog.hardware[s.hardware].generation for s in scen]),
+        skipped=skipped,
+    )

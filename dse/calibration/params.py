@@ -1,0 +1,84 @@
+"""Read and write calibrated efficiencies (``conf/calibration/*.yaml``) with their provenance.
+
+File layout::
+
+    provenance: {fitted_on: ..., data: [...], command: ..., date: ...}
+    efficiency:
+      hopper: {gemm_mfu_fp8: 0.61, ..., _fitted: true}
+      rubin:  {..., _fitted: false}   # no public measurements: the prior, said so in outputs
+    runtime: {roofline_sharpness: 4.0, ...}
+
+A generation missing from the file gets the prior values, flagged as uncalibrated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import yaml
+
+from ..catalog import GENERATIONS, conf_dir
+from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime, default_runtime
+
+
+def default_calibration_path() -> Path:
+    return conf_dir() / "calibration" / "default.yaml"
+
+
+class Calibration:
+    """Per-generation efficiencies + runtime facts + which generations were actually fitted."""
+
+    def __init__(self, efficiency: Efficiency, runtime: Runtime, fitted: dict[str, bool], provenance: dict):
+        self.efficiency = efficiency
+        self.runtime = runtime
+        self.fitted = fitted
+        self.provenance = provenance
+
+    @classmethod
+    def prior(cls) -> Calibration:
+        eff = Efficiency(*[jnp.full((len(GENERATIONS),), PRIOR[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])
+        return cls(eff, default_runtime(), {g: False for g in GENERATIONS}, {"note": "prior values, not fitted"})
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Calibration:
+        path = Path(path) if path else default_calibration_path()
+        if not path.exists():
+            return cls.prior()
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        per_gen = data.get("efficiency", {})
+        unknown = set(per_gen) - set(GENERATIONS)
+        if unknown:
+            raise ValueError(f"{path}: unknown generation(s) {sorted(unknown)}; expected {GENERATIONS}")
+        cols = {f: [] for f in EFFICIENCY_FIELDS}
+        fitted = {}
+        for g in GENERATIONS:
+            vals = per_gen.get(g, {})
+            fitted[g] = bool(vals.get("_fitted", False))
+            for f in EFFICIENCY_FIELDS:
+                cols[f].append(float(vals.get(f, PRIOR[f])))
+        eff = Efficiency(*[jnp.asarray(cols[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])
+        rt = default_runtime()
+        overrides = data.get("runtime", {})
+        bad = set(overrides) - set(Runtime.__dataclass_fields__)
+        if bad:
+            raise ValueError(f"{path}: unknown runtime field(s) {sorted(bad)}")
+        rt = Runtime(**{k: jnp.asarray(float(overrides.get(k, getattr(rt, k)))) for k in Runtime.__dataclass_fields__})
+        return cls(eff, rt, fitted, data.get("provenance", {}))
+
+    def save(self, path: Path | str) -> None:
+        per_gen = {}
+        for i, g in enumerate(GENERATIONS):
+            vals = {f: round(float(getattr(self.efficiency, f)[i]), 5) for f in EFFICIENCY_FIELDS}
+            vals["_fitted"] = bool(self.fitted.get(g, False))
+            per_gen[g] = vals
+        data = {
+            "provenance": self.provenance,
+            "efficiency": per_gen,
+            "runtime": {k: float(getattr(self.runtime, k)) for k in Runtime.__dataclass_fields__},
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as f:
+            f.write("# Calibrated efficiencies, written by `dse calibrate`; see provenance below.\n")
+            yaml.safe_dump(data, f, sort_keys=False, width=100)

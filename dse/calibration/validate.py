@@ -1,0 +1,69 @@
+"""Error report of the model against measurements: in-sample and k-fold cross-validated.
+
+Cross-validation refits the parameters without each fold's rows and predicts those rows, so
+the "held-out" columns estimate the error on operating points the model has never seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..model.efficiency import Runtime
+from .data import METRICS, CalibrationData
+from .fit import fit, predict_metrics
+
+
+def errors_frame(pred: np.ndarray, data: CalibrationData, feasible: np.ndarray) -> pd.DataFrame:
+    """One row per (scenario, measured metric): predicted, measured, signed % error."""
+    recs = []
+    f = data.frame
+    for i in range(len(data.target)):
+        for j, m in enumerate(METRICS):
+            meas = data.target[i, j]
+            if np.isnan(meas):
+                continue
+            p = float(pred[i, j]) if feasible[i] > 0.5 else np.nan
+            recs.append(
+                dict(
+                    id=f["id"].iloc[i], source=f.get("source", pd.Series([""] * len(f))).iloc[i],
+                    hardware=f["hardware"].iloc[i], model=str(f["model"].iloc[i]).split("/")[-1],
+                    phase=f["phase"].iloc[i], mode=f["mode"].iloc[i], metric=m,
+                    measured=meas, predicted=p, error_pct=100.0 * (p - meas) / meas,
+                )
+            )  # fmt: skip
+    return pd.DataFrame(recs)
+
+
+def cross_validate(data: CalibrationData, base_rt: Runtime, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Held-out predictions for every measured point (k-fold over scenarios)."""
+    n = len(data.target)
+    order = np.random.default_rng(seed).permutation(n)
+    pred = np.full((n, len(METRICS)), np.nan)
+    feas = np.zeros(n)
+    for k in range(folds):
+        test = np.sort(order[k::folds])
+        train = np.setdiff1d(np.arange(n), test)
+        theta, _ = fit(data, base_rt, train)
+        p, fz = predict_metrics(theta, data, base_rt, test)
+        pred[test] = np.asarray(p)
+        feas[test] = np.asarray(fz)
+    return errors_frame(pred, data, feas)
+
+
+def summary(errors: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Median and 90th-percentile absolute % error per group (and the count)."""
+    e = errors.assign(abs_err=errors["error_pct"].abs())
+    g = e.groupby(by)["abs_err"]
+    out = pd.DataFrame({"n": g.size(), "median_abs_pct": g.median(), "p90_abs_pct": g.quantile(0.9)})
+    return out.round(1)
+
+
+def phase_group(errors: pd.DataFrame) -> pd.Series:
+    """prefill/decode (latency of one phase) vs serve throughput vs serve latency."""
+    def label(r):
+        if r["phase"] in ("prefill", "decode"):
+            return f"{r['phase']}:{r['metric']}"
+        return "serve:throughput" if r["metric"] in ("tok_s_gpu", "input_tok_s_gpu") else f"serve:{r['metric']}"
+
+    return errors.apply(label, axis=1)

@@ -1,0 +1,71 @@
+"""Batched evaluation: one ``jit(vmap(evaluate))`` over many design points.
+
+Architectures and hardware are stacked once (``[n_models]``, ``[n_hardware]``); each design
+point carries integer indices into them, gathered inside the compiled function, so a batch of
+a million designs is three small tables plus one array per design field. Batch sizes are padded
+to a power of two (at least 256) so repeated calls with similar sizes do not recompile.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..catalog.architecture import Architecture
+from ..catalog.hardware import Hardware
+from .design import Design
+from .efficiency import Efficiency, Runtime
+from .metrics import Metrics
+from .serving import evaluate
+
+
+def stack(items: list) -> object:
+    """Stack a list of identical pytrees of scalars into one pytree of arrays."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *items)
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), tree)
+
+
+def evaluate_indexed(
+    archs: Architecture, hws: Hardware, eff: Efficiency, rt: Runtime, model_idx, hw_idx, design: Design
+) -> Metrics:
+    """Metrics of one design point whose architecture and hardware are rows of stacked tables."""
+    return evaluate(_take(archs, model_idx), _take(hws, hw_idx), eff, rt, design)
+
+
+@functools.partial(jax.jit)
+def _evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs):
+    return jax.vmap(evaluate_indexed, in_axes=(None, None, None, None, 0, 0, 0))(
+        archs, hws, eff, rt, model_idx, hw_idx, designs
+    )
+
+
+def _bucket(n: int) -> int:
+    return max(256, 1 << (max(n, 1) - 1).bit_length())
+
+
+def evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk: int = 1 << 18) -> Metrics:
+    """Evaluate ``len(model_idx)`` designs; returns Metrics of numpy arrays (host memory).
+
+    Works in fixed-size chunks (one compilation for any total size)."""
+    n = int(np.shape(model_idx)[0])
+    size = min(_bucket(n), chunk)
+    outs = []
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        pad = size - (stop - start)
+
+        def piece(x, start=start, stop=stop, pad=pad):
+            x = np.asarray(x)[start:stop]
+            return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
+
+        out = _evaluate_many(
+            archs, hws, eff, rt, piece(model_idx), piece(hw_idx), jax.tree.map(piece, designs)
+        )
+        outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)

@@ -1,0 +1,75 @@
+"""Collective communication time over the right link: scale-up domain or scale-out NIC.
+
+All functions return seconds for one GPU's part of the collective (they are symmetric), as
+``latency + bytes / (achieved bandwidth)``. A group larger than the scale-up domain spills onto
+the NIC: all-to-all traffic splits in proportion to the peers outside the domain; all-reduce is
+hierarchical (reduce inside the domain, all-reduce 1/domain of the data across domains).
+
+Bandwidths are per direction (hardware.md §5.1 modelling note). On switchless meshes (AMD
+Infinity Fabric) a GPU reaches each peer over its own link, so a group of ``g`` GPUs gets
+``min(aggregate, peer * (g - 1))``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.hardware import Hardware
+from .efficiency import Efficiency, Runtime
+from .numerics import safe_div, soft_max
+
+
+def _scaleup_rate(hw: Hardware, group: Array, eff: Efficiency) -> Array:
+    peers = jnp.maximum(group - 1.0, 1.0)
+    mesh = jnp.minimum(hw.scaleup_bandwidth, hw.scaleup_peer_bandwidth * peers)
+    return mesh * eff.link_eff
+
+
+def _scaleout_rate(hw: Hardware, eff: Efficiency) -> Array:
+    return hw.scaleout_bandwidth * eff.link_eff
+
+
+def _outside_fraction(hw: Hardware, group: Array) -> Array:
+    """Fraction of a group's peers outside the scale-up domain (0 when the group fits)."""
+    return jnp.clip(1.0 - safe_div(hw.scaleup_domain, group, 1.0), 0.0, 1.0)
+
+
+def _latency(hw: Hardware, group: Array, rt: Runtime) -> Array:
+    crosses = group > hw.scaleup_domain
+    return jnp.where(crosses, rt.latency_scaleout_us, rt.latency_scaleup_us) * 1e-6
+
+
+def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime) -> Array:
+    """Ring all-reduce of ``nbytes`` per GPU over ``group`` GPUs (0 for a group of one)."""
+    active = group > 1.0
+    inside = jnp.minimum(group, hw.scaleup_domain)
+    domains = safe_div(group, inside, 1.0)
+    t_in = 2.0 * safe_div(inside - 1.0, inside) * safe_div(nbytes, _scaleup_rate(hw, inside, eff))
+    t_out = (
+        2.0
+        * safe_div(domains - 1.0, domains)
+        * safe_div(safe_div(nbytes, inside), _scaleout_rate(hw, eff))
+    )
+    return jnp.where(active, t_in + t_out + _latency(hw, group, rt), 0.0)
+
+
+def all_to_all_time(
+    nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime, p: Array
+) -> Array:
+    """All-to-all where each GPU sends ``nbytes`` spread evenly over the other group members."""
+    active = group > 1.0
+    remote = nbytes * safe_div(group - 1.0, group)
+    out = _outside_fraction(hw, group)
+    inside = jnp.minimum(group, hw.scaleup_domain)
+    t_in = safe_div(remote * (1.0 - out), _scaleup_rate(hw, inside, eff))
+    t_out = safe_div(remote * out, _scaleout_rate(hw, eff))
+    # Intra- and inter-domain transfers proceed concurrently on different links.
+    return jnp.where(active, soft_max(t_in, t_out, p) + _latency(hw, group, rt), 0.0)
+
+
+def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, crosses: Array) -> Array:
+    """Point-to-point activation hand-off between pipeline stages."""
+    rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))
+    lat = jnp.where(crosses, rt.latency_scaleout_us, rt.latency_scaleup_us) * 1e-6
+    return safe_div(nbytes, rate) + lat

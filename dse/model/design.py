@@ -1,0 +1,74 @@
+"""The design point: parallelism, precision, workload shape and phase of one serving instance.
+
+All fields are float64 scalars so that a batch of designs is one pytree of arrays and the model
+is differentiable in every continuous field (batch, lengths, spec acceptance, pool sizes).
+Discrete choices (phase, mode) are float codes compared with ``==``; they are never
+differentiated.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+
+
+PHASES = ("prefill", "decode", "serve")
+MODES = ("agg", "disagg")
+DTYPE_BITS = {"fp4": 4.0, "fp8": 8.0, "bf16": 16.0, "fp16": 16.0}
+
+# Bytes per element including block-scale overhead: NVFP4 carries one FP8 scale per 16 values
+# (+0.5 bit/value), MXFP4 one E8M0 scale per 32 (+0.25); we use NVFP4's 4.5 bits
+# (NVIDIA NVFP4 blog; workloads.md §7). FP8 per-tensor/per-128-block scales are negligible.
+def bytes_per_element(bits: Array) -> Array:
+    return jnp.where(bits <= 4.0, 4.5 / 8.0, bits / 8.0)
+
+
+class Design(eqx.Module):
+    """One serving instance (one replica) of a model on identical accelerators.
+
+    Parallelism: ``gpus = tp * pp * dp``; ``dp`` is attention data parallelism; MoE layers run
+    ``ep``-way expert parallel over the ``tp * dp`` ranks of a stage (MoE-TP = tp*dp/ep).
+    Counts (``batch``, ``concurrency``) are sequences in the whole instance, across DP ranks.
+    ``concurrency == 0`` means saturating (largest batch that fits).
+    """
+
+    tp: Array
+    pp: Array
+    ep: Array
+    dp: Array
+    weight_bits: Array
+    kv_bits: Array
+    phase: Array  # index into PHASES
+    mode: Array  # index into MODES
+    batch: Array
+    concurrency: Array
+    isl: Array
+    osl: Array
+    prefix: Array
+    spec_k: Array
+    spec_tokens_per_step: Array  # mean tokens emitted per target step, >= 1
+    prefill_gpus: Array
+    decode_gpus: Array
+
+    @property
+    def gpus(self) -> Array:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def moe_tp(self) -> Array:
+        return self.tp * self.dp / jnp.maximum(self.ep, 1.0)
+
+
+def make_design(**kw: float) -> Design:
+    """Convenience constructor with defaults (serve, agg, TP1, bf16, 1k/1k, no speculation)."""
+    defaults = dict(
+        tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
+        batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, prefix=0.0, spec_k=0.0,
+        spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0,
+    )  # fmt: skip
+    unknown = set(kw) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown design field(s): {sorted(unknown)}")
+    defaults.update(kw)
+    return Design(**{k: jnp.asarray(float(v), dtype=jnp.float64) for k, v in defaults.items()})

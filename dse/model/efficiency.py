@@ -1,0 +1,111 @@
+"""Calibrated efficiency parameters: the few numbers fitted to public measurements.
+
+Peak ratings come from datasheets (``Hardware``); what real kernels achieve is a fraction of
+them. We keep that fraction to a handful of physically meaningful parameters per hardware
+*generation* (never per data point), fitted by ``dse calibrate`` and stored with provenance in
+``conf/calibration/default.yaml``:
+
+* ``gemm_mfu_{fp4,fp8,bf16}``: best achieved fraction of dense tensor peak for large GEMMs.
+* ``gemm_half_tokens``: GEMM M-size (tokens) at which efficiency is half its best (tile and
+  wave quantization make small GEMMs slow; e.g. CUTLASS tiles are 64-256 rows).
+* ``attn_mfu``: flash-attention fraction of the 16-bit peak (FA2/FA3 reach 35-75 %).
+* ``mbu``: achieved fraction of HBM bandwidth (public engines: 0.6-0.85, hardware.md §9).
+* ``link_eff``: achieved fraction of link bandwidth in collectives (NCCL busbw ~70-85 %).
+* ``layer_overhead_us`` / ``step_overhead_ms``: launch gaps per layer and scheduler +
+  sampling cost per engine step, which dominate small-batch decode.
+
+Global (not per generation) runtime facts are :class:`Runtime` fields with cited defaults.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.hardware import GENERATIONS
+
+
+EFFICIENCY_FIELDS = (
+    "gemm_mfu_fp4",
+    "gemm_mfu_fp8",
+    "gemm_mfu_bf16",
+    "gemm_half_tokens",
+    "attn_mfu",
+    "mbu",
+    "link_eff",
+    "layer_overhead_us",
+    "step_overhead_ms",
+)
+
+# Physically plausible starting points (also the prior of the fit). Sources: FlashAttention-3
+# paper (arXiv:2407.08608: 75 % of H100 BF16 peak); hardware.md §9 (MBU 0.6-0.8); NCCL tests
+# busbw on NVLink ~ 75-85 % of line rate; CUDA-graph launch gaps of a few us per kernel.
+PRIOR = dict(
+    gemm_mfu_fp4=0.55,
+    gemm_mfu_fp8=0.65,
+    gemm_mfu_bf16=0.70,
+    gemm_half_tokens=48.0,
+    attn_mfu=0.45,
+    mbu=0.75,
+    link_eff=0.75,
+    layer_overhead_us=15.0,
+    step_overhead_ms=1.5,
+)
+
+
+class Efficiency(eqx.Module):
+    """Efficiencies of one generation (scalars), or of all generations (arrays of shape [G])."""
+
+    gemm_mfu_fp4: Array
+    gemm_mfu_fp8: Array
+    gemm_mfu_bf16: Array
+    gemm_half_tokens: Array
+    attn_mfu: Array
+    mbu: Array
+    link_eff: Array
+    layer_overhead_us: Array
+    step_overhead_ms: Array
+
+    def select(self, generation: Array) -> Efficiency:
+        """The scalar efficiencies of ``generation`` (a float index into GENERATIONS)."""
+        idx = jnp.asarray(generation).astype(jnp.int32)
+        return Efficiency(*[jnp.take(getattr(self, f), idx) for f in EFFICIENCY_FIELDS])
+
+    def gemm_mfu(self, bits: Array) -> Array:
+        return jnp.where(
+            bits <= 4.0, self.gemm_mfu_fp4, jnp.where(bits <= 8.0, self.gemm_mfu_fp8, self.gemm_mfu_bf16)
+        )
+
+
+class Runtime(eqx.Module):
+    """Serving-engine facts shared by all hardware (defaults cited; override in config)."""
+
+    roofline_sharpness: Array  # p of the p-norm soft max between compute and memory time
+    latency_scaleup_us: Array  # per collective, NVLink/IF domain
+    latency_scaleout_us: Array  # per collective over the NIC (RDMA)
+    moe_imbalance: Array  # max/mean expert load at large EP without EPLB (workloads.md §6: ~1.2)
+    reserve_fraction: Array  # HBM kept free of weights+KV (vLLM gpu_memory_utilization=0.9)
+    max_batch_per_rank: Array  # engine cap on sequences per DP rank (TRT-LLM default 2048)
+    chunk_tokens: Array  # prefill tokens per rank per engine step when saturating prefill
+    spec_acceptance: Array  # default per-token acceptance when only spec_k is given
+
+
+def default_runtime() -> Runtime:
+    return Runtime(
+        roofline_sharpness=jnp.asarray(4.0),
+        latency_scaleup_us=jnp.asarray(10.0),  # NCCL small-message all-reduce on NVLink ~8-15 us
+        latency_scaleout_us=jnp.asarray(25.0),  # DeepEP low-latency kernels, 77-194 us incl. data
+        moe_imbalance=jnp.asarray(1.2),
+        reserve_fraction=jnp.asarray(0.1),
+        max_batch_per_rank=jnp.asarray(2048.0),
+        chunk_tokens=jnp.asarray(8192.0),
+        # TRT-LLM blog 2: DeepSeek-R1 MTP nextn=3 accepts 2.82 tokens/step -> alpha ~ 0.75.
+        spec_acceptance=jnp.asarray(0.75),
+    )
+
+
+def prior_efficiency() -> Efficiency:
+    """Every generation at the prior (uncalibrated) values; shape [len(GENERATIONS)]."""
+    n = len(GENERATIONS)
+    return Efficiency(*[jnp.full((n,), PRIOR[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])

@@ -1,0 +1,153 @@
+"""FLOPs, bytes and time of the operations of one transformer layer on one GPU.
+
+Work is described per DP rank by :class:`Segment` s: ``seqs`` sequences each adding ``q`` new
+tokens on top of ``past`` cached ones (decode: q = 1 + draft tokens; prefill: q = uncached
+prompt tokens, past = cached prefix). Counts may be fractional: steady-state averages.
+
+Sharding (Megatron-style, one stage of ``pp``): attention and dense-MLP weights split ``tp``
+ways and are replicated over ``dp`` ranks; routed experts are spread over all ``tp * dp`` GPUs
+of the stage (``ep``-way expert parallel times ``moe_tp``-way tensor parallel within experts).
+GQA KV heads split ``min(tp, n_kv)`` ways; the MLA latent is replicated over TP ranks.
+
+FLOP conventions: a GEMM of an ``m x k`` by ``k x n`` matrix costs ``2 m k n``; attention costs
+``4 * head_dim`` per (query, key) pair per head (QK^T and PV), causal within new tokens.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.architecture import Architecture
+from ..catalog.hardware import Hardware
+from .design import Design, bytes_per_element
+from .efficiency import Efficiency, Runtime
+from .numerics import safe_div, safe_pow
+from .roofline import Cost, gemm_efficiency, op_cost
+
+
+ACT_BYTES = 2.0  # activations and collectives in BF16
+
+
+class Segment(NamedTuple):
+    seqs: Array
+    q: Array
+    past: Array
+    absorbed: bool = True  # MLA: decode-style absorbed attention (static)
+
+    @property
+    def tokens(self) -> Array:
+        return self.seqs * self.q
+
+
+class Setup(NamedTuple):
+    """Everything fixed about one design point: what runs where, how well."""
+
+    arch: Architecture
+    hw: Hardware
+    eff: Efficiency  # already selected for hw's generation
+    rt: Runtime
+    design: Design
+
+
+def kv_bytes_per_token_layer(arch: Architecture, kv_bits: Array) -> Array:
+    """KV-cache bytes one token occupies in one (full-attention) layer, whole model width."""
+    per_elem = bytes_per_element(kv_bits)
+    gqa = 2.0 * arch.num_kv_heads * arch.head_dim
+    mla = arch.kv_lora_rank + arch.qk_rope_head_dim  # workloads.md §4: 576 for DeepSeek-V3
+    return jnp.where(arch.mla > 0, mla, gqa) * per_elem
+
+
+def kv_shards(arch: Architecture, tp: Array) -> Array:
+    """Ways the KV cache of one layer is split over a TP group (replicated beyond that)."""
+    return jnp.where(arch.mla > 0, 1.0, jnp.clip(jnp.minimum(tp, arch.num_kv_heads), 1.0, None))
+
+
+def _gemm(s: Setup, m: Array, params: Array, weight_bits: Array, k_in: Array, n_out: Array) -> Cost:
+    """One (possibly sharded) GEMM: ``m`` tokens through ``params`` weights on this GPU."""
+    eff, hw = s.eff, s.hw
+    flops = 2.0 * m * params
+    rate_c = hw.peak_flops(weight_bits) * gemm_efficiency(m, eff.gemm_mfu(weight_bits), eff.gemm_half_tokens)
+    nbytes = params * bytes_per_element(weight_bits) + m * (k_in + n_out) * ACT_BYTES
+    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu, s.rt.roofline_sharpness)
+
+
+def attention_projections(s: Setup, tokens: Array) -> Cost:
+    a, d = s.arch, s.design
+    params = a.attention_params_per_layer() / d.tp
+    width = a.hidden_size
+    return _gemm(s, tokens, params, d.weight_bits, width, width / d.tp)
+
+
+def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
+    """Score/softmax/value work and KV-cache traffic for one layer (full or sliding window)."""
+    a, d, hw, eff = s.arch, s.design, s.hw, s.eff
+    heads = a.num_attention_heads / d.tp
+    kv_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp)
+    window = jnp.where(a.sliding_window > 0, a.sliding_window, 1e12)
+    flops = jnp.asarray(0.0)
+    nbytes = jnp.asarray(0.0)
+    for seg in segs:
+        if sliding:
+            keys = jnp.minimum(window, seg.past + 0.5 * (seg.q + 1.0))
+            pairs = seg.seqs * seg.q * keys
+            cached = seg.seqs * jnp.minimum(window, seg.past + seg.q)
+        else:
+            pairs = seg.seqs * (seg.q * seg.past + 0.5 * seg.q * (seg.q + 1.0))
+            cached = seg.seqs * (seg.past + seg.q)
+        if seg.absorbed:
+            # Absorbed MLA (DeepSeek-V2 §2.1.2): scores and values against the 576-wide latent.
+            per_pair_mla = 2.0 * (a.kv_lora_rank + a.qk_rope_head_dim) + 2.0 * a.kv_lora_rank
+            extra_mla = 0.0
+        else:
+            # Prefill MLA: decompress K/V of every cached position, then ordinary attention.
+            per_pair_mla = 2.0 * (a.qk_nope_head_dim + a.qk_rope_head_dim) + 2.0 * a.v_head_dim
+            extra_mla = 2.0 * seg.seqs * seg.past * a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)
+        per_pair = jnp.where(a.mla > 0, per_pair_mla, 4.0 * a.head_dim)
+        flops = flops + pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)
+        q_bytes = seg.tokens * heads * a.head_dim * ACT_BYTES * 2.0  # read q, write o
+        nbytes = nbytes + cached * kv_layer + q_bytes
+    attn_bits = jnp.where(d.kv_bits <= 8.0, 8.0, 16.0)  # FP8 KV enables FP8 attention kernels
+    rate_c = hw.peak_flops(attn_bits) * eff.attn_mfu
+    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu, s.rt.roofline_sharpness)
+
+
+def dense_mlp(s: Setup, tokens: Array, width: Array) -> Cost:
+    """Gated MLP of intermediate ``width`` (dense layer or shared experts), TP-sharded."""
+    a, d = s.arch, s.design
+    params = 3.0 * a.hidden_size * width / d.tp
+    return _gemm(s, tokens, params, d.weight_bits, a.hidden_size + width / d.tp, width / d.tp + a.hidden_size)
+
+
+def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
+    """Routed experts on one GPU for ``tokens`` per DP rank; returns (cost, imbalance factor)."""
+    a, d, rt = s.arch, s.design, s.rt
+    experts = jnp.maximum(a.num_experts, 1.0)
+    group_tokens = tokens * d.dp  # every token of the stage is routed somewhere in tp*dp GPUs
+    routed = group_tokens * a.experts_per_token
+    # Max/mean load grows with the number of EP ranks (workloads.md §6: ~1.2 at EP32-72).
+    imbalance = 1.0 + (rt.moe_imbalance - 1.0) * (1.0 - safe_div(1.0, d.ep, 1.0))
+    gpu_routed = routed * imbalance / (d.tp * d.dp)
+    # Only experts that receive at least one token stream their weights: with uniform routing an
+    # expert is idle with probability (1 - k/E)^T (matters for small-batch MoE decode).
+    p_idle = safe_pow(jnp.clip(1.0 - a.experts_per_token / experts, 0.0, 1.0), group_tokens)
+    local_experts = experts / d.ep
+    params = local_experts * (1.0 - p_idle) * a.expert_params() / d.moe_tp
+    m_expert = safe_div(routed, experts)  # tokens per expert: the GEMM M dimension
+    eff, hw = s.eff, s.hw
+    flops = 2.0 * gpu_routed * 3.0 * a.hidden_size * a.moe_intermediate_size
+    mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)
+    width = a.moe_intermediate_size / d.moe_tp
+    nbytes = params * bytes_per_element(d.weight_bits) + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
+    cost = op_cost(flops, nbytes, hw.peak_flops(d.weight_bits) * mfu, hw.mem_bandwidth * eff.mbu, rt.roofline_sharpness)
+    router = _gemm(s, tokens, a.router_params(), jnp.asarray(16.0), a.hidden_size, a.num_experts)
+    return cost + router, imbalance
+
+
+def logits(s: Setup, tokens_out: Array) -> Cost:
+    """Output head (kept in BF16 by common FP8/FP4 recipes) for tokens that need logits."""
+    a, d = s.arch, s.design
+    params = a.vocab_size * a.hidden_size / d.tp
+    return _gemm(s, tokens_out, params, jnp.asarray(16.0), a.hidden_size, 2.0 * a.vocab_size / d.tp)

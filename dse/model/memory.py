@@ -1,0 +1,71 @@
+"""Per-GPU memory: weights + KV cache + activation workspace + runtime reserve vs capacity.
+
+The largest batch that fits is a model output (continuous, so it can be differentiated);
+designs whose weights alone do not fit are infeasible with a reason, never NaN.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+from .design import bytes_per_element
+from .layer import ACT_BYTES, Setup, kv_bytes_per_token_layer, kv_shards
+from .numerics import safe_div
+
+
+def weight_bytes_per_gpu(s: Setup, with_draft: Array) -> Array:
+    """Bytes of weights one GPU holds (the embedding/head share is that of a pipeline end)."""
+    a, d = s.arch, s.design
+    per_elem = bytes_per_element(d.weight_bits)
+    attn = a.num_layers * a.attention_params_per_layer() / d.tp
+    dense = a.num_mlp_dense_layers * a.dense_mlp_params() / d.tp
+    moe = a.num_moe_layers * (
+        a.num_experts * a.expert_params() / (d.tp * d.dp) + (a.shared_expert_params() + a.router_params()) / d.tp
+    )
+    layers = (attn + dense + moe) * per_elem / d.pp
+    # Embedding and output head stay BF16; with pp > 1 they sit on different stages.
+    head_copies = jnp.where(d.pp > 1.0, 1.0, 2.0 - a.tie_word_embeddings)
+    embed = head_copies * a.vocab_size * a.hidden_size * ACT_BYTES / d.tp
+    mtp_layer = a.attention_params_per_layer() + jnp.where(
+        a.num_experts > 0, a.moe_layer_params() / d.dp, a.dense_mlp_params()
+    )
+    draft = jnp.where(with_draft, mtp_layer * per_elem / d.tp, 0.0)
+    return layers + embed + draft
+
+
+def kv_bytes_per_sequence_gpu(s: Setup, context: Array) -> Array:
+    """KV bytes one sequence of ``context`` tokens occupies on each GPU that holds it."""
+    a, d = s.arch, s.design
+    per_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp)
+    window = jnp.where(a.sliding_window > 0, a.sliding_window, context)
+    full = (a.num_layers - a.num_sliding_layers) * context
+    sliding = a.num_sliding_layers * jnp.minimum(window, context)
+    return per_layer * (full + sliding) / d.pp
+
+
+def workspace_bytes(s: Setup) -> Array:
+    """Activation workspace for one chunk of tokens (engines cap step tokens, e.g. 8192)."""
+    a, d = s.arch, s.design
+    widest = jnp.maximum(a.intermediate_size, a.moe_intermediate_size * a.experts_per_token)
+    return s.rt.chunk_tokens * (6.0 * a.hidden_size + 3.0 * widest / d.tp) * ACT_BYTES
+
+
+def usable_bytes(s: Setup) -> Array:
+    return s.hw.mem_bytes * (1.0 - s.rt.reserve_fraction)
+
+
+def max_sequences(s: Setup, context: Array, with_draft: Array) -> Array:
+    """Largest number of sequences (whole instance) whose KV fits beside the weights, capped by
+    the engine's per-rank batch limit; 0 when even the weights do not fit."""
+    d = s.design
+    free = usable_bytes(s) - weight_bytes_per_gpu(s, with_draft) - workspace_bytes(s)
+    per_rank = safe_div(jnp.maximum(free, 0.0), kv_bytes_per_sequence_gpu(s, context))
+    # With pp > 1 every stage holds all the rank's sequences (for its own layers).
+    return jnp.minimum(per_rank, s.rt.max_batch_per_rank) * d.dp
+
+
+def memory_per_gpu(s: Setup, sequences: Array, context: Array, with_draft: Array) -> Array:
+    """Bytes used on each GPU with ``sequences`` (whole instance) of ``context`` tokens."""
+    per_rank = sequences / s.design.dp
+    return weight_bytes_per_gpu(s, with_draft) + workspace_bytes(s) + per_rank * kv_bytes_per_sequence_gpu(s, context)

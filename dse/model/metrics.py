@@ -1,0 +1,60 @@
+"""What the model returns for one design point, and the codes it uses for reasons and bounds."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+
+from .roofline import Cost
+
+
+# Infeasibility reasons (float codes inside jit; names and fixes outside).
+REASONS: dict[str, float] = {
+    "ok": 0.0,
+    "weights_exceed_memory": 1.0,
+    "kv_exceeds_memory": 2.0,
+    "no_sequence_fits": 3.0,
+    "disagg_pools_missing": 4.0,
+}
+REASON_TEXT: dict[float, str] = {
+    0.0: "",
+    1.0: "weights + activation workspace exceed usable memory per GPU; use more GPUs (tp/pp/ep) or a smaller weight_dtype",
+    2.0: "KV cache of this batch does not fit beside the weights; lower batch, use kv_dtype fp8 or more GPUs",
+    3.0: "not even one sequence's KV cache fits beside the weights; use more GPUs or lower precision",
+    4.0: "mode=disagg needs prefill_gpus > 0 and decode_gpus >= tp*pp*dp",
+}
+
+# Dominant limiter of the step that sets the reported latency.
+BOUNDS: tuple[str, ...] = ("compute", "memory", "network", "overhead", "prefill_pool")
+
+
+def bound_code(cost: Cost) -> Array:
+    shares = jnp.stack([cost.compute, cost.memory, cost.network, cost.overhead])
+    return jnp.argmax(shares).astype(jnp.float64)
+
+
+class Metrics(eqx.Module):
+    """Per design point. Times in ms, rates per second, memory in GB; never NaN."""
+
+    ttft_ms: Array
+    tpot_ms: Array
+    tok_s_user: Array
+    tok_s_gpu: Array  # output tokens/s per GPU
+    input_tok_s_gpu: Array  # uncached prompt tokens/s per GPU
+    memory_gb: Array  # per GPU
+    batch: Array  # sequences running (whole instance / decode worker)
+    feasible: Array  # 1.0 or 0.0
+    reason: Array  # REASONS code
+    bound: Array  # index into BOUNDS
+    compute_s: Array  # breakdown of the step that sets the latency
+    memory_s: Array
+    network_s: Array
+    overhead_s: Array
+    max_batch: Array  # largest number of sequences that fits
+
+    def as_tuple(self) -> tuple[Array, ...]:
+        return tuple(getattr(self, f) for f in METRIC_FIELDS)
+
+
+METRIC_FIELDS = tuple(Metrics.__dataclass_fields__)

@@ -1,0 +1,61 @@
+"""Gradient-safe arithmetic used throughout the model.
+
+The model is differentiated with respect to every continuous input, so the usual pitfalls
+matter: ``where`` evaluates both branches (a NaN in the dead branch poisons the gradient, hence
+the *double-where* below, JAX FAQ "gradients contain NaN where using where"), and ``max`` has a
+kink. The roofline uses a p-norm soft maximum: scale-free, an upper bound of ``max`` with
+error at most ``2**(1/p) - 1`` where both terms tie (exactly where real kernels lose overlap).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+
+TINY = 1e-30
+
+
+def safe_div(num: Array, den: Array, fallback: float = 0.0) -> Array:
+    """``num / den`` where ``den > 0``, else ``fallback``; finite gradients either way."""
+    ok = den > 0
+    safe_den = jnp.where(ok, den, 1.0)
+    return jnp.where(ok, num / safe_den, fallback)
+
+
+def soft_max(a: Array, b: Array, p: Array | float = 4.0) -> Array:
+    """Smooth ``max(a, b)`` for non-negative ``a, b``: ``(a**p + b**p) ** (1/p)``.
+
+    Computed as ``m * (1 + r**p) ** (1/p)`` with ``m = max, r = min/max`` so it neither
+    overflows nor underflows for times between 1e-12 s and 1e3 s. Returns 0 where both are 0
+    (with zero gradient, not NaN).
+    """
+    hi = jnp.maximum(a, b)
+    lo = jnp.minimum(a, b)
+    ok = hi > 0
+    safe_hi = jnp.where(ok, hi, 1.0)
+    ratio = lo / safe_hi
+    return jnp.where(ok, safe_hi * (1.0 + ratio**p) ** (1.0 / p), 0.0)
+
+
+def soft_min(a: Array, b: Array, p: Array | float = 8.0) -> Array:
+    """Smooth ``min(a, b)`` for positive ``a, b`` (harmonic p-norm): a lower bound of ``min``."""
+    lo = jnp.minimum(a, b)
+    hi = jnp.maximum(a, b)
+    ok = lo > 0
+    safe_lo = jnp.where(ok, lo, 1.0)
+    ratio = safe_lo / jnp.where(ok, hi, 1.0)
+    return jnp.where(ok, safe_lo * (1.0 + ratio**p) ** (-1.0 / p), 0.0)
+
+
+def safe_pow(base: Array, exponent: Array) -> Array:
+    """``base ** exponent`` for ``base`` in [0, 1]; gradient finite at ``base == 0``."""
+    ok = base > 0
+    safe_base = jnp.where(ok, base, 1.0)
+    return jnp.where(ok, jnp.exp(exponent * jnp.log(safe_base)), 0.0)
+
+
+def finite_or(x: Array, fallback: float) -> Array:
+    """Replace non-finite values (which should not occur) by ``fallback``: a last line of defence
+    so a metrics table never carries NaN; tests assert it is never needed."""
+    return jnp.where(jnp.isfinite(x), x, fallback)

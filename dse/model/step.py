@@ -1,0 +1,87 @@
+"""Time of one engine step: a forward pass over a batch of segments through every layer.
+
+One step runs all ``num_layers`` layers (over ``pp`` stages in sequence for one micro-batch),
+hands activations between stages, computes logits for the tokens that need them, and pays the
+engine's fixed costs (per-layer launch gaps, per-step scheduling and sampling). Per layer:
+
+    attention projections + attention core + [TP all-reduce]
+    + dense MLP + [TP all-reduce]                                   (dense layers)
+    + router + routed experts + shared experts + [EP all-to-all]    (MoE layers)
+
+Collectives are not overlapped with compute here (engines overlap some with two micro-batches;
+the calibrated link efficiency absorbs the average).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+from .collectives import all_reduce_time, all_to_all_time, send_recv_time
+from .layer import ACT_BYTES, Segment, Setup, attention_core, attention_projections, dense_mlp, logits, moe_experts
+from .numerics import safe_div
+from .roofline import Cost, network_cost, overhead_cost
+
+
+def _tp_all_reduce(s: Setup, tokens: Array, group: Array) -> Cost:
+    nbytes = tokens * s.arch.hidden_size * ACT_BYTES
+    return network_cost(all_reduce_time(nbytes, group, s.hw, s.eff, s.rt))
+
+
+def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
+    """Dispatch (FP8 when weights are <= 8 bit, as DeepEP does) and BF16 combine over EP ranks."""
+    a, d = s.arch, s.design
+    dispatch_bytes = jnp.where(d.weight_bits <= 8.0, 1.0 + 4.0 / 128.0, ACT_BYTES)
+    sent = safe_div(tokens, d.tp) * a.experts_per_token * a.hidden_size * (dispatch_bytes + ACT_BYTES)
+    t = all_to_all_time(sent * imbalance, d.ep, s.hw, s.eff, s.rt, s.rt.roofline_sharpness)
+    return network_cost(t)
+
+
+def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost:
+    """Seconds for one forward pass of ``segs`` (per DP rank) through the whole model."""
+    a, d = s.arch, s.design
+    tokens = sum((seg.tokens for seg in segs), start=jnp.asarray(0.0))
+
+    attention = attention_projections(s, tokens) + _tp_all_reduce(s, tokens, d.tp)
+    full_layers = a.num_layers - a.num_sliding_layers
+    attn_total = attention.scale(a.num_layers)
+    attn_total = attn_total + attention_core(s, segs, sliding=False).scale(full_layers)
+    attn_total = attn_total + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
+
+    dense = dense_mlp(s, tokens, a.intermediate_size) + _tp_all_reduce(s, tokens, d.tp)
+
+    experts, imbalance = moe_experts(s, tokens)
+    shared = dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
+    # Expert outputs are reduced over MoE-TP ranks; with DP attention the token set is dp x wider.
+    moe_reduce = _tp_all_reduce(s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp)
+    moe = experts + shared + _moe_all_to_all(s, tokens, imbalance) + moe_reduce
+
+    total = attn_total + dense.scale(a.num_mlp_dense_layers) + moe.scale(a.num_moe_layers)
+
+    handoff = send_recv_time(tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain)
+    total = total + network_cost(handoff * (d.pp - 1.0))
+    total = total + logits(s, tokens_out)
+    fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
+    return total + overhead_cost(fixed)
+
+
+def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:
+    """Cost of proposing ``draft_tokens`` per sequence with an MTP module (DeepSeek-V3 §2.2) or an
+    EAGLE-style head: one decoder layer of the target's shape plus logits, run once per draft
+    token, sequentially. For MoE targets the layer is an MoE layer (as DeepSeek's MTP module)."""
+    a = s.arch
+    one = Segment(seg.seqs, jnp.ones_like(seg.q), seg.past, seg.absorbed)
+    tokens = one.tokens
+    layer = attention_projections(s, tokens) + attention_core(s, (one,), sliding=False)
+    experts, imbalance = moe_experts(s, tokens)
+    moe = experts + dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
+    moe = moe + _moe_all_to_all(s, tokens, imbalance)
+    is_moe = a.num_experts > 0
+    mlp = dense_mlp(s, tokens, a.intermediate_size)
+    ffn = Cost(*[jnp.where(is_moe, m, d) for m, d in zip(_as_tuple(moe), _as_tuple(mlp))])
+    per_token = layer + ffn + logits(s, tokens) + overhead_cost(s.eff.layer_overhead_us * 1e-6)
+    return per_token.scale(draft_tokens)
+
+
+def _as_tuple(c: Cost) -> tuple[Array, ...]:
+    return (c.total, c.compute, c.memory, c.network, c.overhead)

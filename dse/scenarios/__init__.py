@@ -1,0 +1,4 @@
+"""Scenario tables (the ``dse predict`` schema): parsing, validation, batched prediction."""
+
+from .predict import predict_frame as predict_frame
+from .schema import INPUT_COLUMNS as INPUT_COLUMNS, OUTPUT_COLUMNS as OUTPUT_COLUMNS, parse_row as parse_row

@@ -1,0 +1,99 @@
+"""``dse predict``: a table of scenarios in, the same rows with predictions out.
+
+Parsing and validation happen per row in Python (bad rows get ``feasible=false`` and a reason);
+all valid rows are then evaluated in one batched, compiled call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..calibration import Calibration
+from ..catalog import Catalog, CatalogError, load_catalog
+from ..model.batched import evaluate_many, stack
+from ..model.design import Design
+from ..model.metrics import BOUNDS, REASON_TEXT
+from .schema import EXTRA_OUTPUT_COLUMNS, OUTPUT_COLUMNS, Scenario, parse_row
+
+
+def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | None], list[str]]:
+    scenarios, errors = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        try:
+            scenarios.append(parse_row(row, catalog))
+            errors.append("")
+        except (ValueError, CatalogError) as e:
+            rid = row.get("id")
+            where = f"row {i + 2}" + (f" (id {rid})" if isinstance(rid, str) and rid else "")
+            scenarios.append(None)
+            errors.append(f"{where}: {e}")
+    return scenarios, errors
+
+
+def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration: Calibration | None = None) -> pd.DataFrame:
+    """Predictions for every row of ``df`` (the scenario schema); returns a new frame."""
+    catalog = catalog or load_catalog()
+    calibration = calibration or Calibration.load()
+    scenarios, errors = parse_frame(df, catalog)
+    out = df.copy()
+    # Measured values already in the input keep their data under measured_<name>.
+    for col in OUTPUT_COLUMNS + EXTRA_OUTPUT_COLUMNS:
+        if col in out.columns:
+            out = out.rename(columns={col: f"measured_{col}"})
+    n = len(df)
+    res = {c: np.full(n, np.nan) for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb", "input_tok_s_gpu", "batch_used", "max_batch")}
+    feasible = np.zeros(n, dtype=bool)
+    reason = np.array(errors, dtype=object)
+    bound = np.array([""] * n, dtype=object)
+    assumed = np.array([""] * n, dtype=object)
+    ok = [i for i, s in enumerate(scenarios) if s is not None]
+    if ok:
+        metrics = evaluate_scenarios([scenarios[i] for i in ok], catalog, calibration)
+        idx = np.array(ok)
+        phase = np.array([scenarios[i].values["phase"] for i in ok])
+        has_ttft = phase != 1.0
+        has_tpot = phase != 0.0
+        res["ttft_ms"][idx] = np.where(has_ttft, metrics.ttft_ms, np.nan)
+        res["tpot_ms"][idx] = np.where(has_tpot, metrics.tpot_ms, np.nan)
+        res["tok_s_user"][idx] = np.where(has_tpot, metrics.tok_s_user, np.nan)
+        res["tok_s_gpu"][idx] = np.where(has_tpot, metrics.tok_s_gpu, np.nan)
+        res["input_tok_s_gpu"][idx] = metrics.input_tok_s_gpu
+        res["memory_gb"][idx] = metrics.memory_gb
+        res["batch_used"][idx] = metrics.batch
+        res["max_batch"][idx] = metrics.max_batch
+        feasible[idx] = metrics.feasible > 0.5
+        for j, i in enumerate(ok):
+            reason[i] = REASON_TEXT.get(float(metrics.reason[j]), "")
+            bound[i] = BOUNDS[int(metrics.bound[j])] if feasible[i] else ""
+            gen = catalog.accelerator(scenarios[i].hardware).generation
+            notes = list(scenarios[i].assumed)
+            if not calibration.fitted.get(gen, False):
+                notes.append(f"efficiency uncalibrated for {gen} (prior values)")
+            assumed[i] = "; ".join(notes)
+        # Infeasible rows carry no performance numbers.
+        for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu"):
+            res[c][~feasible] = np.nan
+    for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb"):
+        out[c] = res[c]
+    out["feasible"] = feasible
+    out["reason"] = reason
+    out["bound"] = bound
+    out["input_tok_s_gpu"] = res["input_tok_s_gpu"]
+    out["batch_used"] = res["batch_used"]
+    out["max_batch"] = res["max_batch"]
+    out["assumed"] = assumed
+    return out
+
+
+def evaluate_scenarios(scenarios: list[Scenario], catalog: Catalog, calibration: Calibration):
+    """Batched model evaluation of parsed scenarios; Metrics of numpy arrays."""
+    model_ids = sorted({s.model for s in scenarios})
+    hw_names = sorted({s.hardware for s in scenarios})
+    archs = stack([catalog.models[m].arch for m in model_ids])
+    hws = stack([catalog.hardware[h].hw for h in hw_names])
+    model_idx = np.array([model_ids.index(s.model) for s in scenarios], dtype=np.int32)
+    hw_idx = np.array([hw_names.index(s.hardware) for s in scenarios], dtype=np.int32)
+    fields = Design.__dataclass_fields__
+    designs = Design(**{f: np.array([s.values[f] for s in scenarios], dtype=np.float64) for f in fields})
+    return evaluate_many(archs, hws, calibration.efficiency, calibration.runtime, model_idx, hw_idx, designs)

@@ -1,0 +1,183 @@
+"""The ``dse predict`` scenario schema: parse, default and validate rows (plain Python, no JAX).
+
+Each row becomes either a :class:`Scenario` (numbers ready for the model, plus the list of
+defaults that were applied, so nothing is assumed silently) or an error string that says what
+is wrong, where, and how to fix it. A bad row never stops the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..catalog import Catalog, CatalogError
+from ..model.design import DTYPE_BITS, MODES, PHASES
+
+
+INPUT_COLUMNS = (
+    "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
+    "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
+    "spec_tokens_per_step", "prefill_gpus", "decode_gpus",
+)  # fmt: skip
+OUTPUT_COLUMNS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb", "feasible", "reason", "bound")
+EXTRA_OUTPUT_COLUMNS = ("input_tok_s_gpu", "batch_used", "max_batch", "assumed")
+
+
+@dataclass
+class Scenario:
+    model: str  # canonical HF id
+    hardware: str
+    values: dict[str, float]  # Design fields
+    assumed: list[str] = field(default_factory=list)
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def _number(row: dict, col: str, *, integer: bool = False, minimum: float = 0.0) -> float | None:
+    v = row.get(col)
+    if _blank(v):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"column {col}={v!r} is not a number; write a plain number or leave it blank")
+    if not math.isfinite(x):
+        raise ValueError(f"column {col}={v!r} is not finite; write a finite number or leave it blank")
+    if x < minimum:
+        raise ValueError(f"column {col}={x:g} is below {minimum:g}; use a value >= {minimum:g}")
+    if integer and x != int(x):
+        raise ValueError(f"column {col}={x:g} must be a whole number")
+    return x
+
+
+def _choice(row: dict, col: str, options, default: str) -> tuple[str, bool]:
+    v = row.get(col)
+    if _blank(v):
+        return default, True
+    s = str(v).strip().lower()
+    if s not in options:
+        raise ValueError(f"column {col}={v!r} is not one of {'|'.join(options)}")
+    return s, False
+
+
+def parse_row(row: dict, catalog: Catalog) -> Scenario:
+    """Validate one row; raises ``ValueError``/``CatalogError`` with a one-line message."""
+    if _blank(row.get("model")):
+        raise ValueError("column model is blank; give a Hugging Face id or alias from conf/model/")
+    if _blank(row.get("hardware")):
+        raise ValueError("column hardware is blank; give a name from conf/hardware/ (e.g. h100_sxm)")
+    model = catalog.model(str(row["model"]))
+    hw = catalog.accelerator(str(row["hardware"]))
+    if hw.kind != "gpu":
+        raise ValueError(f"hardware {hw.name!r} is a {hw.kind} part; dse predict models GPU instances (SRAM-first pools come with the stack issue)")
+    arch = model.arch
+    assumed: list[str] = []
+
+    phase, _ = _choice(row, "phase", PHASES, "serve")
+    mode, _ = _choice(row, "mode", MODES, "agg")
+    wdt, w_default = _choice(row, "weight_dtype", ("bf16", "fp16", "fp8", "fp4"), "bf16")
+    if w_default:
+        assumed.append("weight_dtype=bf16")
+    # Blank kv_dtype: FP8 KV with FP8/FP4 weights (what TRT-LLM/ModelOpt quantized checkpoints
+    # ship), else the weights' 16-bit type.
+    kv_fallback = "fp8" if wdt in ("fp8", "fp4") else "bf16"
+    kdt, k_default = _choice(row, "kv_dtype", ("bf16", "fp16", "fp8", "fp4"), kv_fallback)
+    if k_default:
+        assumed.append(f"kv_dtype={kv_fallback}")
+
+    tp = _number(row, "tp", integer=True, minimum=1)
+    pp = _number(row, "pp", integer=True, minimum=1)
+    dp = _number(row, "dp", integer=True, minimum=1)
+    ep = _number(row, "ep", integer=True, minimum=1)
+    gpus = _number(row, "gpus", integer=True, minimum=1)
+    prefill_gpus = _number(row, "prefill_gpus", integer=True) or 0.0
+    decode_gpus = _number(row, "decode_gpus", integer=True) or 0.0
+    if pp is None:
+        pp = 1.0
+    if dp is None:
+        dp = 1.0
+        if tp is None and ep is not None and ep > 1 and gpus is not None and mode == "agg":
+            dp = gpus / pp  # "EP n" with no TP/DP given: attention data parallel (DEP)
+            assumed.append(f"dp={dp:g} (from ep)")
+    if tp is None:
+        worker = gpus if gpus is not None and mode == "agg" else (decode_gpus or gpus)
+        if worker is None:
+            raise ValueError("give tp (or gpus) so the parallel layout is known")
+        tp = max(worker / (pp * dp), 1.0)
+        if tp != int(tp):
+            raise ValueError(f"gpus={worker:g} is not divisible by pp*dp={pp * dp:g}; fix gpus, pp or dp")
+        assumed.append(f"tp={tp:g} (from gpus)")
+    if ep is None:
+        ep = 1.0
+        if arch_is_moe(arch):
+            assumed.append("ep=1")
+    layout = tp * pp * dp
+    if gpus is not None and gpus != layout:
+        disagg_total = mode == "disagg" and gpus == prefill_gpus + decode_gpus
+        if not disagg_total:
+            raise ValueError(f"gpus={gpus:g} but tp*pp*dp={layout:g}; make gpus equal tp*pp*dp")
+    experts = float(arch.num_experts)
+    if experts > 0 and ep > experts:
+        raise ValueError(f"ep={ep:g} exceeds the model's {experts:g} experts; use ep <= {experts:g}")
+    if experts == 0 and ep > 1:
+        raise ValueError(f"ep={ep:g} but {model.id} is a dense model; set ep=1")
+    if ep > 1 and (tp * dp) % ep:
+        raise ValueError(f"ep={ep:g} does not divide tp*dp={tp * dp:g}; EP is laid over the tp*dp ranks")
+    heads = float(arch.num_attention_heads)
+    if heads % tp:
+        raise ValueError(f"tp={tp:g} does not divide the {heads:g} attention heads of {model.id}")
+    if pp > float(arch.num_layers):
+        raise ValueError(f"pp={pp:g} exceeds the model's {float(arch.num_layers):g} layers")
+
+    isl = _number(row, "isl", minimum=1)
+    osl = _number(row, "osl", minimum=1)
+    if isl is None:
+        isl = 1024.0
+        assumed.append("isl=1024")
+    if osl is None:
+        osl = 1.0 if phase == "prefill" else 1024.0
+        if phase != "prefill":
+            assumed.append("osl=1024")
+    prefix = _number(row, "prefix") or 0.0
+    if prefix >= isl:
+        raise ValueError(f"prefix={prefix:g} must be below isl={isl:g} (at least one uncached token)")
+    spec_k = _number(row, "spec_k", integer=True) or 0.0
+    tau = _number(row, "spec_tokens_per_step")
+    if tau is not None and tau < 1:
+        raise ValueError(f"spec_tokens_per_step={tau:g} must be >= 1 (it counts the bonus token)")
+    if tau is not None and spec_k == 0 and tau > 1:
+        raise ValueError(f"spec_tokens_per_step={tau:g} > 1 needs spec_k > 0")
+    if tau is not None and tau > spec_k + 1:
+        raise ValueError(f"spec_tokens_per_step={tau:g} exceeds spec_k+1={spec_k + 1:g}")
+    if spec_k > 0 and tau is None:
+        assumed.append("spec acceptance 0.75/token")
+
+    batch = _number(row, "batch", minimum=1)
+    concurrency = _number(row, "concurrency", minimum=0)
+    if phase == "prefill" and batch is None:
+        batch = max(1.0, math.floor(8192 / max(isl - prefix, 1.0))) * dp
+        assumed.append(f"batch={batch:g} (8192-token prefill chunks)")
+    if phase == "decode" and batch is None:
+        assumed.append("batch=largest that fits")
+    if phase == "serve" and concurrency is None:
+        assumed.append("saturating (no concurrency)")
+    if mode == "disagg" and phase == "serve" and (prefill_gpus <= 0 or decode_gpus < layout):
+        raise ValueError("mode=disagg serve rows need prefill_gpus > 0 and decode_gpus >= tp*pp*dp")
+
+    values = dict(
+        tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=DTYPE_BITS[wdt], kv_bits=DTYPE_BITS[kdt],
+        phase=float(PHASES.index(phase)), mode=float(MODES.index(mode)),
+        batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, prefix=prefix,
+        spec_k=spec_k, spec_tokens_per_step=tau or 0.0, prefill_gpus=prefill_gpus,
+        decode_gpus=decode_gpus,
+    )  # fmt: skip
+    return Scenario(model=model.id, hardware=hw.name, values=values, assumed=assumed)
+
+
+def arch_is_moe(arch) -> bool:
+    return float(arch.num_experts) > 0
+
+
+__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "Scenario", "parse_row", "CatalogError"]
