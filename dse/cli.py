@@ -1,0 +1,136 @@
+"""The ``dse`` command line: one sub-command per job.
+
+    dse predict IN.csv -o OUT.csv      scenarios in, predictions out
+    dse calibrate [--data CSV]         fit efficiencies, write conf/calibration/default.yaml
+    dse validate [--folds 5]           error table: in-sample and cross-validated
+    dse main                           the default job (README): predict the shipped examples
+
+Errors in the user's input print one line (what, where, how to fix) and exit with status 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """An input problem the user can fix; printed as one line."""
+
+
+def _cmd_predict(args) -> int:
+    import pandas as pd
+
+    from .calibration import Calibration
+    from .scenarios import predict_frame
+
+    src = Path(args.input)
+    if not src.exists():
+        raise UserError(f"input file {src} does not exist; pass a CSV in the dse predict schema (see README)")
+    try:
+        df = pd.read_csv(src)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{src}: cannot read as CSV ({e.__class__.__name__}); save it as comma-separated UTF-8") from e
+    missing = {"model", "hardware"} - set(df.columns)
+    if missing:
+        raise UserError(f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware")
+    cal = Calibration.load(args.calibration) if args.calibration else Calibration.load()
+    t0 = time.perf_counter()
+    out = predict_frame(df, calibration=cal)
+    dt = time.perf_counter() - t0
+    dst = Path(args.output)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(dst, index=False)
+    bad = int((~out["feasible"].astype(bool)).sum())
+    print(f"dse predict: {len(out)} rows ({len(out) - bad} feasible, {bad} infeasible or invalid) in {dt:.1f} s -> {dst}")
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibration.run import calibrate
+
+    path = calibrate(data=args.data, output=args.output, maxiter=args.maxiter)
+    print(f"dse calibrate: wrote {path}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .calibration.run import validate
+
+    validate(data=args.data, calibration=args.calibration, folds=args.folds, output=args.output)
+    return 0
+
+
+def _cmd_main(args) -> int:
+    root = Path(__file__).resolve().parents[1]
+    ns = argparse.Namespace(
+        input=str(root / "examples" / "scenarios.csv"),
+        output=str(root / "results" / "predict" / "scenarios.csv"),
+        calibration=None,
+    )
+    rc = _cmd_predict(ns)
+    import pandas as pd
+
+    out = pd.read_csv(ns.output)
+    cols = ["id", "model", "hardware", "phase", "ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "bound", "reason"]
+    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
+        print(out[cols].round(1).to_string(index=False))
+    return rc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dse", description="Design-space exploration for LLM inference infrastructure.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("predict", help="predict TTFT/TPOT/throughput for a CSV of scenarios")
+    pr.add_argument("input", help="scenario CSV (columns: see README)")
+    pr.add_argument("-o", "--output", required=True, help="where to write the CSV with predictions")
+    pr.add_argument("--calibration", help="calibration YAML (default conf/calibration/default.yaml)")
+    pr.set_defaults(func=_cmd_predict)
+
+    ca = sub.add_parser("calibrate", help="fit efficiency parameters to measured points")
+    ca.add_argument("--data", help="measured CSV (default conf/calibration/measured.csv)")
+    ca.add_argument("-o", "--output", help="output YAML (default conf/calibration/default.yaml)")
+    ca.add_argument("--maxiter", type=int, default=200)
+    ca.set_defaults(func=_cmd_calibrate)
+
+    va = sub.add_parser("validate", help="error of the model vs measurements, by source/hardware/model/phase")
+    va.add_argument("--data", help="measured CSV (default conf/calibration/measured.csv)")
+    va.add_argument("--calibration", help="calibration YAML to validate (default conf/calibration/default.yaml)")
+    va.add_argument("--folds", type=int, default=0, help="k-fold cross-validation (refits k times); 0 = in-sample only")
+    va.add_argument("-o", "--output", help="also write per-point errors to this CSV")
+    va.set_defaults(func=_cmd_validate)
+
+    ma = sub.add_parser("main", help="the default job: predict the shipped example scenarios")
+    ma.set_defaults(func=_cmd_main)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"dse {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, OSError) as e:
+        # Catalog/config problems (CatalogError is a ValueError) are the user's to fix.
+        if args.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        print(f"dse {args.command}: error: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
