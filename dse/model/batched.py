@@ -32,17 +32,16 @@ def _take(tree, idx):
 
 
 def evaluate_indexed(
-    archs: Architecture, hws: Hardware, eff: Efficiency, rt: Runtime, model_idx, hw_idx, design: Design
+    archs: Architecture, hws: Hardware, eff: Efficiency, rt: Runtime, model_idx, hw_idx, design: Design, path=None
 ) -> Metrics:
     """Metrics of one design point whose architecture and hardware are rows of stacked tables."""
-    return evaluate(_take(archs, model_idx), _take(hws, hw_idx), eff, rt, design)
+    return evaluate(_take(archs, model_idx), _take(hws, hw_idx), eff, rt, design, path=path)
 
 
-@functools.partial(jax.jit)
-def _evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs):
-    return jax.vmap(evaluate_indexed, in_axes=(None, None, None, None, 0, 0, 0))(
-        archs, hws, eff, rt, model_idx, hw_idx, designs
-    )
+@functools.partial(jax.jit, static_argnames=("path",))
+def _evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs, path=None):
+    fn = functools.partial(evaluate_indexed, path=path)
+    return jax.vmap(fn, in_axes=(None, None, None, None, 0, 0, 0))(archs, hws, eff, rt, model_idx, hw_idx, designs)
 
 
 def _bucket(n: int) -> int:
@@ -52,7 +51,28 @@ def _bucket(n: int) -> int:
 def evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk: int = 1 << 18) -> Metrics:
     """Evaluate ``len(model_idx)`` designs; returns Metrics of numpy arrays (host memory).
 
-    Works in fixed-size chunks (one compilation for any total size)."""
+    Designs are grouped by serving path (prefill / decode / aggregated / disaggregated serve) so
+    each group traces only its own path, then evaluated in fixed-size chunks (one compilation
+    per path for any total size) and scattered back into input order."""
+    phase = np.asarray(designs.phase)
+    mode = np.asarray(designs.mode)
+    paths = np.where(phase == 0.0, 0, np.where(phase == 1.0, 1, np.where(mode == 1.0, 3, 2)))
+    n = int(np.shape(model_idx)[0])
+    result = None
+    for path in np.unique(paths):
+        rows = np.nonzero(paths == path)[0]
+        part = _evaluate_chunked(
+            archs, hws, eff, rt, np.asarray(model_idx)[rows], np.asarray(hw_idx)[rows],
+            jax.tree.map(lambda x: np.asarray(x)[rows], designs), int(path), chunk,
+        )  # fmt: skip
+        if result is None:
+            result = jax.tree.map(lambda x: np.zeros((n,) + x.shape[1:], x.dtype), part)
+        for dst, src in zip(jax.tree.leaves(result), jax.tree.leaves(part)):
+            dst[rows] = src
+    return result
+
+
+def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chunk) -> Metrics:
     n = int(np.shape(model_idx)[0])
     size = min(_bucket(n), chunk)
     outs = []
@@ -65,7 +85,7 @@ def evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk
             return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
 
         out = _evaluate_many(
-            archs, hws, eff, rt, piece(model_idx), piece(hw_idx), jax.tree.map(piece, designs)
+            archs, hws, eff, rt, piece(model_idx), piece(hw_idx), jax.tree.map(piece, designs), path=path
         )
         outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)

@@ -20,6 +20,7 @@ from .layer import Segment, Setup, kv_bytes_per_token_layer
 from .memory import max_sequences, memory_per_gpu, usable_bytes
 from .metrics import REASONS, bound_code
 from .numerics import safe_div, soft_min
+from .roofline import Cost
 from .step import draft_cost, forward_cost
 
 
@@ -32,6 +33,7 @@ class DisaggResult(NamedTuple):
     memory: Array
     batch: Array
     bound: Array
+    cost: Cost  # the decode step that sets TPOT
 
 
 def _prefill_setup(s: Setup, gpus: Array) -> Setup:
@@ -96,4 +98,5 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
         memory=memory_per_gpu(s, active, ctx, spec),
         batch=active * workers,
         bound=bound,
+        cost=dec2,
     )

@@ -81,7 +81,6 @@ class Efficiency(eqx.Module):
 class Runtime(eqx.Module):
     """Serving-engine facts shared by all hardware (defaults cited; override in config)."""
 
-    roofline_sharpness: Array  # p of the p-norm soft max between compute and memory time
     latency_scaleup_us: Array  # per collective, NVLink/IF domain
     latency_scaleout_us: Array  # per collective over the NIC (RDMA)
     moe_imbalance: Array  # max/mean expert load at large EP without EPLB (workloads.md §6: ~1.2)
@@ -93,7 +92,6 @@ class Runtime(eqx.Module):
 
 def default_runtime() -> Runtime:
     return Runtime(
-        roofline_sharpness=jnp.asarray(4.0),
         latency_scaleup_us=jnp.asarray(10.0),  # NCCL small-message all-reduce on NVLink ~8-15 us
         latency_scaleout_us=jnp.asarray(25.0),  # DeepEP low-latency kernels, 77-194 us incl. data
         moe_imbalance=jnp.asarray(1.2),

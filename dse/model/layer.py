@@ -71,7 +71,7 @@ def _gemm(s: Setup, m: Array, params: Array, weight_bits: Array, k_in: Array, n_
     flops = 2.0 * m * params
     rate_c = hw.peak_flops(weight_bits) * gemm_efficiency(m, eff.gemm_mfu(weight_bits), eff.gemm_half_tokens)
     nbytes = params * bytes_per_element(weight_bits) + m * (k_in + n_out) * ACT_BYTES
-    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu, s.rt.roofline_sharpness)
+    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu)
 
 
 def attention_projections(s: Setup, tokens: Array) -> Cost:
@@ -111,7 +111,7 @@ def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
         nbytes = nbytes + cached * kv_layer + q_bytes
     attn_bits = jnp.where(d.kv_bits <= 8.0, 8.0, 16.0)  # FP8 KV enables FP8 attention kernels
     rate_c = hw.peak_flops(attn_bits) * eff.attn_mfu
-    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu, s.rt.roofline_sharpness)
+    return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu)
 
 
 def dense_mlp(s: Setup, tokens: Array, width: Array) -> Cost:
@@ -141,7 +141,7 @@ def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
     mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)
     width = a.moe_intermediate_size / d.moe_tp
     nbytes = params * bytes_per_element(d.weight_bits) + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
-    cost = op_cost(flops, nbytes, hw.peak_flops(d.weight_bits) * mfu, hw.mem_bandwidth * eff.mbu, rt.roofline_sharpness)
+    cost = op_cost(flops, nbytes, hw.peak_flops(d.weight_bits) * mfu, hw.mem_bandwidth * eff.mbu)
     router = _gemm(s, tokens, a.router_params(), jnp.asarray(16.0), a.hidden_size, a.num_experts)
     return cost + router, imbalance
 

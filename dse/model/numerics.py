@@ -23,7 +23,10 @@ def safe_div(num: Array, den: Array, fallback: float = 0.0) -> Array:
     return jnp.where(ok, num / safe_den, fallback)
 
 
-def soft_max(a: Array, b: Array, p: Array | float = 4.0) -> Array:
+ROOFLINE_P = 4  # p-norm of the roofline soft maximum (static: integer powers are cheap)
+
+
+def soft_max(a: Array, b: Array, p: int | float | Array = ROOFLINE_P) -> Array:
     """Smooth ``max(a, b)`` for non-negative ``a, b``: ``(a**p + b**p) ** (1/p)``.
 
     Computed as ``m * (1 + r**p) ** (1/p)`` with ``m = max, r = min/max`` so it neither
@@ -35,7 +38,12 @@ def soft_max(a: Array, b: Array, p: Array | float = 4.0) -> Array:
     ok = hi > 0
     safe_hi = jnp.where(ok, hi, 1.0)
     ratio = lo / safe_hi
-    return jnp.where(ok, safe_hi * (1.0 + ratio**p) ** (1.0 / p), 0.0)
+    if isinstance(p, int) and p == 4:
+        r2 = ratio * ratio
+        factor = jnp.sqrt(jnp.sqrt(1.0 + r2 * r2))  # (1 + r^4)^(1/4) without exp/log
+    else:
+        factor = (1.0 + ratio**p) ** (1.0 / p)
+    return jnp.where(ok, safe_hi * factor, 0.0)
 
 
 def soft_min(a: Array, b: Array, p: Array | float = 8.0) -> Array:

@@ -13,7 +13,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from .numerics import safe_div, soft_max
+from .numerics import ROOFLINE_P, safe_div, soft_max
 
 
 class Cost(eqx.Module):
@@ -56,13 +56,13 @@ def gemm_efficiency(m: Array, mfu: Array, half_tokens: Array) -> Array:
     return mfu * safe_div(m, m + half_tokens)
 
 
-def op_cost(flops: Array, nbytes: Array, flops_rate: Array, bytes_rate: Array, p: Array) -> Cost:
+def op_cost(flops: Array, nbytes: Array, flops_rate: Array, bytes_rate: Array, p: int = ROOFLINE_P) -> Cost:
     """Smooth roofline time of one op; ``*_rate`` are *achieved* FLOP/s and B/s (> 0)."""
     t_compute = safe_div(flops, flops_rate)
     t_memory = safe_div(nbytes, bytes_rate)
     total = soft_max(t_compute, t_memory, p)
     # Attribute the time by the p-th power weights (the same ones the p-norm uses).
-    wc = t_compute**p
+    wc = t_compute**p  # integer power: cheap and exact
     wm = t_memory**p
     share_c = safe_div(wc, wc + wm, 0.5)
     z = jnp.zeros_like(total)

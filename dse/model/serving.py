@@ -8,8 +8,11 @@
   ``B`` running sequences and prefills the prompts of the requests that replace finished
   ones, ``B * tau / osl`` per iteration (Little's law in steady state). Requests beyond the
   batch that fits wait in a queue (Little's law again for the wait).
-* ``serve`` (disaggregated): prefill pool and decode pool, throughput rate-matched (the
-  slower pool sets it), KV handed over the scale-out link.
+* ``serve`` (disaggregated, ``disagg.py``): prefill and decode pools, rate-matched.
+
+``evaluate(..., path=None)`` computes every path and selects by the design's phase/mode codes
+(needed when one batch mixes phases, e.g. calibration data); with a static ``path`` only that
+path is traced, which is what batched search uses (``batched.py`` groups designs by path).
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ from .numerics import finite_or, safe_div, safe_pow
 from .step import draft_cost, forward_cost
 
 
+PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
+
+
+def path_index(phase: float, mode: float) -> int:
+    """Which of PATHS a (phase, mode) code pair takes (plain Python, for grouping)."""
+    if phase == 0.0:
+        return 0
+    if phase == 1.0:
+        return 1
+    return 3 if mode == 1.0 else 2
+
+
 def tokens_per_step(design: Design, acceptance: Array) -> Array:
     """Mean tokens emitted per target step: given, or ``(1 - a^(k+1)) / (1 - a)`` (Leviathan et
     al., ICML'23) from the default acceptance when only ``spec_k`` is given; 1 without drafts."""
@@ -44,80 +59,8 @@ def decode_context(design: Design) -> Array:
     return design.isl + 0.5 * design.osl
 
 
-def evaluate(arch: Architecture, hw: Hardware, efficiency: Efficiency, runtime: Runtime, design: Design) -> Metrics:
-    """Metrics of one design point. Pure; ``jax.vmap`` it over stacked inputs."""
-    s = Setup(arch, hw, efficiency.select(hw.generation), runtime, design)
-    d = design
-    tau = tokens_per_step(d, runtime.spec_acceptance)
-    spec = d.spec_k > 0
-    ctx = decode_context(d)
-    cap = max_sequences(s, ctx, spec)
-    weights_fit = weight_bytes_per_gpu(s, spec) + workspace_bytes(s) <= usable_bytes(s)
-
-    # ---- prefill ---------------------------------------------------------------------------
-    new = jnp.maximum(d.isl - d.prefix, 1.0)
-    pre_seg = Segment(d.batch / d.dp, new, d.prefix, absorbed=False)
-    pre = forward_cost(s, (pre_seg,), pre_seg.seqs)
-    pre_mem = memory_per_gpu(s, d.batch, d.isl, spec)
-
-    # ---- decode (explicit batch, or the largest that fits when batch is 0) -----------------
-    dec_batch = jnp.where(d.batch > 0, d.batch, cap)
-    micro = jnp.maximum(dec_batch / (d.dp * d.pp), 1e-9)
-    dec_seg = Segment(micro, 1.0 + d.spec_k, ctx)
-    dec = forward_cost(s, (dec_seg,), dec_seg.tokens) + draft_cost(s, dec_seg, d.spec_k)
-    dec_mem = memory_per_gpu(s, dec_batch, ctx, spec)
-
-    # ---- aggregated serving ------------------------------------------------------------------
-    wanted = jnp.where(d.concurrency > 0, d.concurrency, cap)
-    running = jnp.maximum(jnp.minimum(wanted, cap), 1e-9)
-    srv_micro = running / (d.dp * d.pp)
-    srv_dec = Segment(srv_micro, 1.0 + d.spec_k, ctx)
-    admitted = Segment(srv_micro * tau / jnp.maximum(d.osl, 1.0), new, d.prefix, absorbed=False)
-    it = forward_cost(s, (srv_dec, admitted), srv_dec.tokens + admitted.seqs)
-    it = it + draft_cost(s, srv_dec, d.spec_k)
-    one_prompt = Segment(jnp.asarray(1.0), new, d.prefix, absorbed=False)
-    first = forward_cost(s, (srv_dec, one_prompt), srv_dec.tokens + 1.0)
-    req_rate = safe_div(running * tau, it.total * jnp.maximum(d.osl, 1.0))
-    queue_wait = safe_div(jnp.maximum(wanted - running, 0.0), req_rate)
-    srv_ttft = first.total + 0.5 * it.total + queue_wait
-    srv_tpot = it.total / tau
-    srv_gpu = safe_div(running * tau, it.total) / d.gpus
-    srv_mem = memory_per_gpu(s, running, ctx, spec)
-    agg_ok = weights_fit & (cap >= 1.0)
-
-    dis = disaggregated_serve(s, tau, ctx)
-
-    # ---- select by phase / mode --------------------------------------------------------------
-    is_pre, is_dec = d.phase == 0.0, d.phase == 1.0
-    is_dis = d.mode == 1.0
-    dec_ok = weights_fit & (dec_mem <= usable_bytes(s)) & (dec_batch >= 1.0)
-    pre_ok = weights_fit & (pre_mem <= usable_bytes(s))
-
-    def pick(prefill, decode, agg, disagg):
-        return jnp.where(is_pre, prefill, jnp.where(is_dec, decode, jnp.where(is_dis, disagg, agg)))
-
-    dec_tpot = dec.total / tau
-    ttft = pick(pre.total, 0.0, srv_ttft, dis.ttft)
-    tpot = pick(0.0, dec_tpot, srv_tpot, dis.tpot)
-    tok_gpu = pick(0.0, safe_div(dec_batch * tau, dec.total) / d.gpus, srv_gpu, dis.tok_s_gpu)
-    feasible = pick(pre_ok, dec_ok, agg_ok, dis.feasible)
-    reason = jnp.where(
-        ~weights_fit,
-        REASONS["weights_exceed_memory"],
-        pick(
-            jnp.where(pre_ok, 0.0, REASONS["kv_exceeds_memory"]),
-            jnp.where(dec_ok, 0.0, REASONS["kv_exceeds_memory"]),
-            jnp.where(agg_ok, 0.0, REASONS["no_sequence_fits"]),
-            dis.reason,
-        ),
-    )
-    main = jax.tree.map(lambda *xs: pick(*xs), pre, dec, it, it)
-    mem = pick(pre_mem, dec_mem, srv_mem, dis.memory)
-    batch = pick(d.batch, dec_batch, running, dis.batch)
-    input_rate = pick(safe_div(d.batch * new, pre.total) / d.gpus, 0.0, srv_gpu * new / jnp.maximum(d.osl, 1.0), dis.tok_s_gpu * new / jnp.maximum(d.osl, 1.0))
-    bound = jnp.where(is_dis & ~is_pre & ~is_dec, dis.bound, bound_code(main))
-
-    out = Metrics(
+def _metrics(ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap) -> Metrics:
+    return Metrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
         tok_s_user=safe_div(1.0, tpot),
@@ -128,10 +71,106 @@ def evaluate(arch: Architecture, hw: Hardware, efficiency: Efficiency, runtime: 
         feasible=feasible.astype(jnp.float64),
         reason=reason,
         bound=bound,
-        compute_s=main.compute,
-        memory_s=main.memory,
-        network_s=main.network,
-        overhead_s=main.overhead,
+        compute_s=cost.compute,
+        memory_s=cost.memory,
+        network_s=cost.network,
+        overhead_s=cost.overhead,
         max_batch=cap,
     )
+
+
+class _Common:
+    """Quantities every path needs (computed once per design)."""
+
+    def __init__(self, s: Setup):
+        d = s.design
+        self.tau = tokens_per_step(d, s.rt.spec_acceptance)
+        self.spec = d.spec_k > 0
+        self.ctx = decode_context(d)
+        self.cap = max_sequences(s, self.ctx, self.spec)
+        self.weights_fit = weight_bytes_per_gpu(s, self.spec) + workspace_bytes(s) <= usable_bytes(s)
+        self.new = jnp.maximum(d.isl - d.prefix, 1.0)
+
+    def reason(self, ok: Array, otherwise: float) -> Array:
+        return jnp.where(~self.weights_fit, REASONS["weights_exceed_memory"], jnp.where(ok, 0.0, otherwise))
+
+
+def _prefill(s: Setup, c: _Common) -> Metrics:
+    d = s.design
+    seg = Segment(d.batch / d.dp, c.new, d.prefix, absorbed=False)
+    cost = forward_cost(s, (seg,), seg.seqs)
+    mem = memory_per_gpu(s, d.batch, d.isl, c.spec)
+    ok = c.weights_fit & (mem <= usable_bytes(s))
+    rate = safe_div(d.batch * c.new, cost.total) / d.gpus
+    zero = jnp.zeros_like(cost.total)
+    return _metrics(cost.total, zero, zero, rate, mem, d.batch, ok, c.reason(ok, REASONS["kv_exceeds_memory"]), bound_code(cost), cost, c.cap)
+
+
+def _decode(s: Setup, c: _Common) -> Metrics:
+    d = s.design
+    batch = jnp.where(d.batch > 0, d.batch, c.cap)  # 0: the largest batch that fits
+    micro = jnp.maximum(batch / (d.dp * d.pp), 1e-9)
+    seg = Segment(micro, 1.0 + d.spec_k, c.ctx)
+    cost = forward_cost(s, (seg,), seg.tokens) + draft_cost(s, seg, d.spec_k)
+    mem = memory_per_gpu(s, batch, c.ctx, c.spec)
+    ok = c.weights_fit & (mem <= usable_bytes(s)) & (batch >= 1.0)
+    zero = jnp.zeros_like(cost.total)
+    tok_gpu = safe_div(batch * c.tau, cost.total) / d.gpus
+    return _metrics(zero, cost.total / c.tau, tok_gpu, zero, mem, batch, ok, c.reason(ok, REASONS["kv_exceeds_memory"]), bound_code(cost), cost, c.cap)
+
+
+def _serve_agg(s: Setup, c: _Common) -> Metrics:
+    d = s.design
+    wanted = jnp.where(d.concurrency > 0, d.concurrency, c.cap)
+    running = jnp.maximum(jnp.minimum(wanted, c.cap), 1e-9)
+    micro = running / (d.dp * d.pp)
+    osl = jnp.maximum(d.osl, 1.0)
+    dec = Segment(micro, 1.0 + d.spec_k, c.ctx)
+    admitted = Segment(micro * c.tau / osl, c.new, d.prefix, absorbed=False)
+    it = forward_cost(s, (dec, admitted), dec.tokens + admitted.seqs) + draft_cost(s, dec, d.spec_k)
+    first = forward_cost(s, (dec, Segment(jnp.ones_like(micro), c.new, d.prefix, absorbed=False)), dec.tokens + 1.0)
+    req_rate = safe_div(running * c.tau, it.total * osl)
+    queue_wait = safe_div(jnp.maximum(wanted - running, 0.0), req_rate)
+    ttft = first.total + 0.5 * it.total + queue_wait
+    tok_gpu = safe_div(running * c.tau, it.total) / d.gpus
+    ok = c.weights_fit & (c.cap >= 1.0)
+    mem = memory_per_gpu(s, running, c.ctx, c.spec)
+    return _metrics(ttft, it.total / c.tau, tok_gpu, tok_gpu * c.new / osl, mem, running, ok, c.reason(ok, REASONS["no_sequence_fits"]), bound_code(it), it, c.cap)
+
+
+def _serve_disagg(s: Setup, c: _Common) -> Metrics:
+    r = disaggregated_serve(s, c.tau, c.ctx)
+    osl = jnp.maximum(s.design.osl, 1.0)
+    reason = jnp.where(r.reason > 0, r.reason, c.reason(r.feasible, REASONS["no_sequence_fits"]))
+    feasible = r.feasible & c.weights_fit
+    return _metrics(r.ttft, r.tpot, r.tok_s_gpu, r.tok_s_gpu * c.new / osl, r.memory, r.batch, feasible, reason, r.bound, r.cost, c.cap)
+
+
+_PATH_FUNCS = (_prefill, _decode, _serve_agg, _serve_disagg)
+
+
+def evaluate(
+    arch: Architecture,
+    hw: Hardware,
+    efficiency: Efficiency,
+    runtime: Runtime,
+    design: Design,
+    *,
+    path: int | None = None,
+) -> Metrics:
+    """Metrics of one design point. Pure; ``jax.vmap`` it over stacked inputs.
+
+    ``efficiency`` holds every generation's parameters (arrays of shape [G]); the hardware's
+    generation picks its row. ``path`` (static, an index into PATHS) restricts the computation
+    to one phase/mode; ``None`` computes all and selects by ``design.phase``/``design.mode``.
+    """
+    s = Setup(arch, hw, efficiency.select(hw.generation), runtime, design)
+    c = _Common(s)
+    if path is not None:
+        out = _PATH_FUNCS[path](s, c)
+    else:
+        outs = [f(s, c) for f in _PATH_FUNCS]
+        d = design
+        idx = jnp.where(d.phase == 0.0, 0, jnp.where(d.phase == 1.0, 1, jnp.where(d.mode == 1.0, 3, 2)))
+        out = jax.tree.map(lambda *xs: jnp.stack(xs)[idx], *outs)
     return Metrics(*[finite_or(x, 0.0) for x in out.as_tuple()])

@@ -33,7 +33,7 @@ def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     a, d = s.arch, s.design
     dispatch_bytes = jnp.where(d.weight_bits <= 8.0, 1.0 + 4.0 / 128.0, ACT_BYTES)
     sent = safe_div(tokens, d.tp) * a.experts_per_token * a.hidden_size * (dispatch_bytes + ACT_BYTES)
-    t = all_to_all_time(sent * imbalance, d.ep, s.hw, s.eff, s.rt, s.rt.roofline_sharpness)
+    t = all_to_all_time(sent * imbalance, d.ep, s.hw, s.eff, s.rt)
     return network_cost(t)
 
 
