@@ -14,6 +14,8 @@ and 2x too fast alike and is robust to the few rows whose mapping is doubtful).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,11 +23,12 @@ import scipy.optimize
 
 from ..catalog import GENERATIONS
 from ..model.batched import evaluate_indexed
+from ..model.serving import path_index
 from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime
 from .data import METRICS, CalibrationData
 
 
-FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff"}
+FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff", "moe_eff"}
 SHARED_SIGMA = 1.0  # prior width of the shared value (logit/log units)
 DEVIATION_SIGMA = 0.35  # prior width of a generation's deviation from the shared value
 HUBER_DELTA = 0.25
@@ -56,13 +59,24 @@ def initial_theta(base_rt: Runtime) -> np.ndarray:
 
 
 def predict_metrics(theta, data: CalibrationData, base_rt: Runtime, rows=None):
+    """Predicted METRICS [n, 5] and feasibility [n] for ``rows`` (default all), differentiable in
+    ``theta``. Rows are grouped by serving path (static) so each group traces only its path."""
     eff, rt = _unpack(theta, base_rt)
-    sel = (lambda x: x) if rows is None else (lambda x: x[rows])
-    designs = jax.tree.map(lambda x: jnp.asarray(sel(x)), data.designs)
-    m = jax.vmap(evaluate_indexed, in_axes=(None, None, None, None, 0, 0, 0))(
-        data.archs, data.hws, eff, rt, jnp.asarray(sel(data.model_idx)), jnp.asarray(sel(data.hw_idx)), designs
-    )
-    return jnp.stack([getattr(m, k) for k in METRICS], axis=1), m.feasible
+    rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
+    paths = np.array([path_index(float(data.designs.phase[i]), float(data.designs.mode[i])) for i in rows])
+    preds, feas, order = [], [], []
+    for path in np.unique(paths):
+        sub = rows[paths == path]
+        designs = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[sub]), data.designs)
+        fn = functools.partial(evaluate_indexed, path=int(path))
+        m = jax.vmap(fn, in_axes=(None, None, None, None, 0, 0, 0))(
+            data.archs, data.hws, eff, rt, jnp.asarray(data.model_idx[sub]), jnp.asarray(data.hw_idx[sub]), designs
+        )
+        preds.append(jnp.stack([getattr(m, k) for k in METRICS], axis=1))
+        feas.append(m.feasible)
+        order.append(np.nonzero(paths == path)[0])
+    inverse = np.argsort(np.concatenate(order))
+    return jnp.concatenate(preds)[inverse], jnp.concatenate(feas)[inverse]
 
 
 def _huber(x):

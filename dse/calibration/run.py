@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..catalog import load_catalog
 from ..model.efficiency import default_runtime
-from .data import default_measurements_path, load_measurements
+from ..model.batched import evaluate_many
+from .data import METRICS, default_measurements_path, load_measurements
 from .fit import fit, predict_metrics, theta_to_calibration
 from .params import Calibration, default_calibration_path
 from .validate import cross_validate, errors_frame, phase_group, summary
@@ -54,15 +55,9 @@ def validate(data: str | None = None, calibration: str | None = None, folds: int
     src = Path(data) if data else default_measurements_path()
     measured = load_measurements(src, catalog)
     cal = Calibration.load(calibration) if calibration else Calibration.load()
-    from .fit import _to_unconstrained  # noqa: F401  (keeps import graph explicit)
-    from ..model.batched import evaluate_indexed
-    import jax
-
-    m = jax.vmap(evaluate_indexed, in_axes=(None, None, None, None, 0, 0, 0))(
+    m = evaluate_many(
         measured.archs, measured.hws, cal.efficiency, cal.runtime, measured.model_idx, measured.hw_idx, measured.designs
     )
-    from .data import METRICS
-
     pred = np.stack([np.asarray(getattr(m, k)) for k in METRICS], axis=1)
     errors = errors_frame(pred, measured, np.asarray(m.feasible))
     print(f"dse validate: {len(measured.target)} measured scenarios, {len(errors)} measured metrics ({src.name})")
@@ -70,7 +65,7 @@ def validate(data: str | None = None, calibration: str | None = None, folds: int
         print(f"  skipped {s}")
     _print_tables(errors, "in-sample (calibrated on these points)")
     if folds > 1:
-        cv = cross_validate(measured, cal.runtime if False else default_runtime(), folds=folds)
+        cv = cross_validate(measured, default_runtime(), folds=folds)
         _print_tables(cv, f"held-out ({folds}-fold cross-validation: refit without each fold)")
         errors = errors.merge(
             cv[["id", "metric", "predicted", "error_pct"]].rename(columns={"predicted": "predicted_cv", "error_pct": "error_pct_cv"}),

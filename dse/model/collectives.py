@@ -71,3 +71,16 @@ def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, cr
     rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))
     lat = jnp.where(crosses, rt.latency_scaleout_us, rt.latency_scaleup_us) * 1e-6
     return safe_div(nbytes, rate) + lat
+
+
+def moe_all_to_all_time(
+    scaleup_bytes: Array, scaleout_bytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime
+) -> Array:
+    """MoE dispatch+combine with the byte split already known: ``scaleup_bytes`` over the
+    domain's links, ``scaleout_bytes`` over the NIC (0 when the group fits in one domain);
+    both links run concurrently."""
+    active = group > 1.0
+    inside = jnp.minimum(group, hw.scaleup_domain)
+    t_in = safe_div(scaleup_bytes, _scaleup_rate(hw, inside, eff))
+    t_out = safe_div(scaleout_bytes, _scaleout_rate(hw, eff))
+    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt), 0.0)

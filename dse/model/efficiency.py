@@ -13,6 +13,11 @@ them. We keep that fraction to a handful of physically meaningful parameters per
 * ``link_eff``: achieved fraction of link bandwidth in collectives (NCCL busbw ~70-85 %).
 * ``layer_overhead_us`` / ``step_overhead_ms``: launch gaps per layer and scheduler +
   sampling cost per engine step, which dominate small-batch decode.
+* ``moe_eff``: routed-expert GEMMs relative to dense ones (grouped GEMMs over ragged
+  per-expert batches with block scales, plus token permute/unpermute traffic; DeepGEMM's
+  grouped kernels reach well below its dense peak at small per-expert M).
+* ``seq_overhead_us``: host work per running sequence per step (scheduling, sampling,
+  detokenization, block-table updates), which grows with batch and caps saturated throughput.
 
 Global (not per generation) runtime facts are :class:`Runtime` fields with cited defaults.
 """
@@ -36,6 +41,8 @@ EFFICIENCY_FIELDS = (
     "link_eff",
     "layer_overhead_us",
     "step_overhead_ms",
+    "seq_overhead_us",
+    "moe_eff",
 )
 
 # Physically plausible starting points (also the prior of the fit). Sources: FlashAttention-3
@@ -51,6 +58,8 @@ PRIOR = dict(
     link_eff=0.75,
     layer_overhead_us=15.0,
     step_overhead_ms=1.5,
+    seq_overhead_us=5.0,
+    moe_eff=0.7,
 )
 
 
@@ -66,6 +75,8 @@ class Efficiency(eqx.Module):
     link_eff: Array
     layer_overhead_us: Array
     step_overhead_ms: Array
+    seq_overhead_us: Array
+    moe_eff: Array
 
     def select(self, generation: Array) -> Efficiency:
         """The scalar efficiencies of ``generation`` (a float index into GENERATIONS)."""

@@ -87,7 +87,8 @@ def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
     heads = a.num_attention_heads / d.tp
     kv_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp)
     window = jnp.where(a.sliding_window > 0, a.sliding_window, 1e12)
-    flops = jnp.asarray(0.0)
+    flops_decode = jnp.asarray(0.0)
+    flops_prefill = jnp.asarray(0.0)
     nbytes = jnp.asarray(0.0)
     for seg in segs:
         if sliding:
@@ -106,10 +107,17 @@ def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
             per_pair_mla = 2.0 * (a.qk_nope_head_dim + a.qk_rope_head_dim) + 2.0 * a.v_head_dim
             extra_mla = 2.0 * seg.seqs * seg.past * a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)
         per_pair = jnp.where(a.mla > 0, per_pair_mla, 4.0 * a.head_dim)
-        flops = flops + pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)
+        seg_flops = pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)
+        if seg.absorbed:
+            flops_decode = flops_decode + seg_flops
+        else:
+            flops_prefill = flops_prefill + seg_flops
         q_bytes = seg.tokens * heads * a.head_dim * ACT_BYTES * 2.0  # read q, write o
         nbytes = nbytes + cached * kv_layer + q_bytes
-    attn_bits = jnp.where(d.kv_bits <= 8.0, 8.0, 16.0)  # FP8 KV enables FP8 attention kernels
+    # An FP8 KV cache runs FP8 attention math on FP8-capable parts (TRT-LLM FP8 context FMHA,
+    # XQA and trtllm-gen MLA generation kernels); otherwise 16-bit.
+    attn_bits = jnp.where(d.kv_bits <= 8.0, 8.0, 16.0)
+    flops = flops_prefill + flops_decode
     rate_c = hw.peak_flops(attn_bits) * eff.attn_mfu
     return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu)
 
@@ -141,7 +149,8 @@ def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
     mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)
     width = a.moe_intermediate_size / d.moe_tp
     nbytes = params * bytes_per_element(d.weight_bits) + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
-    cost = op_cost(flops, nbytes, hw.peak_flops(d.weight_bits) * mfu, hw.mem_bandwidth * eff.mbu)
+    rate_c = hw.peak_flops(d.weight_bits) * mfu * eff.moe_eff
+    cost = op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu * eff.moe_eff)
     router = _gemm(s, tokens, a.router_params(), jnp.asarray(16.0), a.hidden_size, a.num_experts)
     return cost + router, imbalance
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from .collectives import all_reduce_time, all_to_all_time, send_recv_time
+from .collectives import all_reduce_time, moe_all_to_all_time, send_recv_time
 from .layer import ACT_BYTES, Segment, Setup, attention_core, attention_projections, dense_mlp, logits, moe_experts
-from .numerics import safe_div
+from .numerics import safe_div, safe_pow
 from .roofline import Cost, network_cost, overhead_cost
 
 
@@ -29,11 +29,23 @@ def _tp_all_reduce(s: Setup, tokens: Array, group: Array) -> Cost:
 
 
 def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
-    """Dispatch (FP8 when weights are <= 8 bit, as DeepEP does) and BF16 combine over EP ranks."""
-    a, d = s.arch, s.design
+    """Dispatch (FP8 when weights are <= 8 bit, as DeepEP does) and BF16 combine over EP ranks.
+
+    Inside a scale-up domain every (token, expert) copy travels. Across domains DeepEP's
+    internode kernels send a token once per destination domain and forward it over NVLink
+    there (DeepSeek-V3 §3.2.2), so NIC bytes scale with the expected number of distinct remote
+    domains among a token's k experts, ``n (1 - (1 - 1/n)^k) (n - 1) / n`` for n domains.
+    """
+    a, d, hw = s.arch, s.design, s.hw
     dispatch_bytes = jnp.where(d.weight_bits <= 8.0, 1.0 + 4.0 / 128.0, ACT_BYTES)
-    sent = safe_div(tokens, d.tp) * a.experts_per_token * a.hidden_size * (dispatch_bytes + ACT_BYTES)
-    t = all_to_all_time(sent * imbalance, d.ep, s.hw, s.eff, s.rt)
+    per_copy = a.hidden_size * (dispatch_bytes + ACT_BYTES)
+    local_tokens = safe_div(tokens, d.tp) * imbalance
+    copies = a.experts_per_token * safe_div(d.ep - 1.0, d.ep)
+    inside = jnp.minimum(d.ep, hw.scaleup_domain)
+    domains = jnp.maximum(safe_div(d.ep, inside, 1.0), 1.0)
+    hit = domains * (1.0 - safe_pow(jnp.clip(1.0 - 1.0 / domains, 0.0, 1.0), a.experts_per_token))
+    remote_domains = hit * (domains - 1.0) / domains
+    t = moe_all_to_all_time(local_tokens * copies * per_copy, local_tokens * remote_domains * per_copy, d.ep, hw, s.eff, s.rt)
     return network_cost(t)
 
 
@@ -61,7 +73,9 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     handoff = send_recv_time(tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain)
     total = total + network_cost(handoff * (d.pp - 1.0))
     total = total + logits(s, tokens_out)
+    seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))
     fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
+    fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6
     return total + overhead_cost(fixed)
 
 
