@@ -28,7 +28,7 @@ from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime
 from .data import METRICS, CalibrationData
 
 
-FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff", "moe_eff"}
+FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff", "moe_eff", "comm_overlap"}
 SHARED_SIGMA = 1.0  # prior width of the shared value (logit/log units)
 DEVIATION_SIGMA = 0.35  # prior width of a generation's deviation from the shared value
 HUBER_DELTA = 0.25

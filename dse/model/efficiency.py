@@ -16,6 +16,8 @@ them. We keep that fraction to a handful of physically meaningful parameters per
 * ``moe_eff``: routed-expert GEMMs relative to dense ones (grouped GEMMs over ragged
   per-expert batches with block scales, plus token permute/unpermute traffic; DeepGEMM's
   grouped kernels reach well below its dense peak at small per-expert M).
+* ``comm_overlap``: fraction of a layer's collectives hidden behind its compute (two-micro-
+  batch overlap in SGLang/DeepSeek, TRT-LLM's overlap scheduler): ``t = c + n - phi min(c, n)``.
 * ``seq_overhead_us``: host work per running sequence per step (scheduling, sampling,
   detokenization, block-table updates), which grows with batch and caps saturated throughput.
 
@@ -43,6 +45,7 @@ EFFICIENCY_FIELDS = (
     "step_overhead_ms",
     "seq_overhead_us",
     "moe_eff",
+    "comm_overlap",
 )
 
 # Physically plausible starting points (also the prior of the fit). Sources: FlashAttention-3
@@ -60,6 +63,7 @@ PRIOR = dict(
     step_overhead_ms=1.5,
     seq_overhead_us=5.0,
     moe_eff=0.7,
+    comm_overlap=0.3,
 )
 
 
@@ -77,6 +81,7 @@ class Efficiency(eqx.Module):
     step_overhead_ms: Array
     seq_overhead_us: Array
     moe_eff: Array
+    comm_overlap: Array
 
     def select(self, generation: Array) -> Efficiency:
         """The scalar efficiencies of ``generation`` (a float index into GENERATIONS)."""

@@ -29,7 +29,7 @@ from .efficiency import Efficiency, Runtime
 from .layer import Segment, Setup
 from .memory import max_sequences, memory_per_gpu, usable_bytes, weight_bytes_per_gpu, workspace_bytes
 from .metrics import REASONS, Metrics, bound_code
-from .numerics import finite_or, safe_div, safe_pow
+from .numerics import expected_max_poisson, finite_or, safe_div, safe_pow
 from .step import draft_cost, forward_cost
 
 
@@ -126,7 +126,9 @@ def _serve_agg(s: Setup, c: _Common) -> Metrics:
     micro = running / (d.dp * d.pp)
     osl = jnp.maximum(d.osl, 1.0)
     dec = Segment(micro, 1.0 + d.spec_k, c.ctx)
-    admitted = Segment(micro * c.tau / osl, c.new, d.prefix, absorbed=False)
+    # New prompts land whole on single DP ranks; each synchronized step waits for the busiest.
+    prompts = expected_max_poisson(micro * c.tau / osl, d.dp)
+    admitted = Segment(prompts, c.new, d.prefix, absorbed=False)
     it = forward_cost(s, (dec, admitted), dec.tokens + admitted.seqs) + draft_cost(s, dec, d.spec_k)
     first = forward_cost(s, (dec, Segment(jnp.ones_like(micro), c.new, d.prefix, absorbed=False)), dec.tokens + 1.0)
     req_rate = safe_div(running * c.tau, it.total * osl)
@@ -141,7 +143,12 @@ def _serve_agg(s: Setup, c: _Common) -> Metrics:
 def _serve_disagg(s: Setup, c: _Common) -> Metrics:
     r = disaggregated_serve(s, c.tau, c.ctx)
     osl = jnp.maximum(s.design.osl, 1.0)
-    reason = jnp.where(r.reason > 0, r.reason, c.reason(r.feasible, REASONS["no_sequence_fits"]))
+    # Weights that do not fit say so first (as on the other paths), then the pools' own reason.
+    reason = jnp.where(
+        ~c.weights_fit,
+        REASONS["weights_exceed_memory"],
+        jnp.where(r.reason > 0, r.reason, c.reason(r.feasible, REASONS["no_sequence_fits"])),
+    )
     feasible = r.feasible & c.weights_fit
     return _metrics(r.ttft, r.tpot, r.tok_s_gpu, r.tok_s_gpu * c.new / osl, r.memory, r.batch, feasible, reason, r.bound, r.cost, c.cap)
 

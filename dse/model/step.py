@@ -54,21 +54,27 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     a, d = s.arch, s.design
     tokens = sum((seg.tokens for seg in segs), start=jnp.asarray(0.0))
 
-    attention = attention_projections(s, tokens) + _tp_all_reduce(s, tokens, d.tp)
     full_layers = a.num_layers - a.num_sliding_layers
-    attn_total = attention.scale(a.num_layers)
-    attn_total = attn_total + attention_core(s, segs, sliding=False).scale(full_layers)
-    attn_total = attn_total + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
+    attn_ops = attention_projections(s, tokens).scale(a.num_layers)
+    attn_ops = attn_ops + attention_core(s, segs, sliding=False).scale(full_layers)
+    attn_ops = attn_ops + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
+    attn_comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_layers)
 
-    dense = dense_mlp(s, tokens, a.intermediate_size) + _tp_all_reduce(s, tokens, d.tp)
+    dense_ops = dense_mlp(s, tokens, a.intermediate_size).scale(a.num_mlp_dense_layers)
+    dense_comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_mlp_dense_layers)
 
     experts, imbalance = moe_experts(s, tokens)
     shared = dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
+    moe_ops = (experts + shared).scale(a.num_moe_layers)
     # Expert outputs are reduced over MoE-TP ranks; with DP attention the token set is dp x wider.
     moe_reduce = _tp_all_reduce(s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp)
-    moe = experts + shared + _moe_all_to_all(s, tokens, imbalance) + moe_reduce
+    moe_comm = (_moe_all_to_all(s, tokens, imbalance) + moe_reduce).scale(a.num_moe_layers)
 
-    total = attn_total + dense.scale(a.num_mlp_dense_layers) + moe.scale(a.num_moe_layers)
+    ops = attn_ops + dense_ops + moe_ops
+    comm = attn_comm + dense_comm + moe_comm
+    # Overlap hides part of the communication behind compute (never more than either).
+    hidden = s.eff.comm_overlap * jnp.minimum(ops.total, comm.total)
+    total = ops + comm + network_cost(-hidden)
 
     handoff = send_recv_time(tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain)
     total = total + network_cost(handoff * (d.pp - 1.0))
