@@ -1,9 +1,24 @@
-"""dse: design-space exploration for LLM inference infrastructure serving agentic workloads."""
+"""dse: design-space exploration for LLM inference infrastructure serving agentic workloads.
+
+Python API (the CLI is a thin layer over these)::
+
+    import dse
+    catalog = dse.load_catalog()                      # conf/model, conf/hardware
+    out = dse.predict_frame(scenarios_dataframe)      # the `dse predict` schema
+    m = dse.evaluate(arch, hw, cal.efficiency, cal.runtime, dse.make_design(tp=8, ...))
+"""
 
 import jax
 
 
 # Performance models mix 1e15 FLOP/s with 1e-9 s terms; float32 loses the small ones.
 jax.config.update("jax_enable_x64", True)
+
+from .calibration import Calibration as Calibration  # noqa: E402
+from .catalog import load_catalog as load_catalog  # noqa: E402
+from .model import Design as Design, Metrics as Metrics, evaluate as evaluate, make_design as make_design  # noqa: E402
+from .model.batched import evaluate_many as evaluate_many  # noqa: E402
+from .scenarios import predict_frame as predict_frame  # noqa: E402
+
 
 __version__ = "0.1.0"

@@ -101,6 +101,8 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         if tp is None and ep is not None and ep > 1 and gpus is not None and mode == "agg":
             dp = gpus / pp  # "EP n" with no TP/DP given: attention data parallel (DEP)
             assumed.append(f"dp={dp:g} (from ep)")
+    if tp is None and mode == "disagg" and not decode_gpus:
+        raise ValueError("mode=disagg row gives neither tp nor decode_gpus, so the decode worker's layout is unknown; set tp (and dp/ep)")
     if tp is None:
         worker = gpus if gpus is not None and mode == "agg" else (decode_gpus or gpus)
         if worker is None:

@@ -4,6 +4,8 @@
 and design pytrees with ``eqx.tree_at`` (``x_i + t_i``), for every continuous hardware field
 and the continuous design fields. One compiled ``vmap(value_and_grad)`` per serving path runs
 all the checks of this module (rows: finite-difference probes, gradient rows, a random grid).
+It runs op by op (not under ``jax.jit``): compiling the reverse pass of the whole model costs
+minutes on a small CPU, while eager ``vmap`` over a few hundred rows takes seconds.
 
 The compiled functions are traced with ``finite_or`` (the model's last line of defence against
 NaN/inf) switched off, so a non-finite value anywhere in the model shows up here instead of
@@ -36,7 +38,7 @@ HW_FIELDS = (
 DESIGN_FIELDS = ("batch", "isl", "osl", "prefix", "concurrency", "spec_tokens_per_step")
 FIELDS = HW_FIELDS + DESIGN_FIELDS
 OUTPUTS = ("ttft_ms", "tpot_ms", "tok_s_gpu")
-N = 256  # rows per compiled call (fixed: one compilation per path)
+N = 256  # rows per call (fixed shapes: primitives compile once)
 REL_STEP = 1e-6
 
 PREFILL, DECODE, SERVE = 0.0, 1.0, 2.0
@@ -64,10 +66,9 @@ def _objective(t, w, archs, hws, eff, rt, mi, hi, design, *, path):
     return jnp.dot(w, out), m
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled(path: int):
+def _batched_value_and_grad(path: int):
     fn = jax.value_and_grad(functools.partial(_objective, path=path), has_aux=True)
-    return jax.jit(jax.vmap(fn, in_axes=(0, 0, None, None, None, None, 0, 0, 0)))
+    return jax.vmap(fn, in_axes=(0, 0, None, None, None, None, 0, 0, 0))
 
 
 def _run_path(path: int, rows: list[dict], t: np.ndarray, w: np.ndarray):
@@ -82,7 +83,7 @@ def _run_path(path: int, rows: list[dict], t: np.ndarray, w: np.ndarray):
     cal = calibration()
     mi = np.array([r["mi"] if "mi" in r else MODELS.index(r["model"]) for r in rows], dtype=np.int32)
     hi = np.array([r["hi"] if "hi" in r else ACCELERATORS.index(r["hw"]) for r in rows], dtype=np.int32)
-    (value, m), grad = _compiled(path)(jnp.asarray(t), jnp.asarray(w), archs, hws, cal.efficiency, cal.runtime, mi, hi, designs(rows))
+    (value, m), grad = _batched_value_and_grad(path)(jnp.asarray(t), jnp.asarray(w), archs, hws, cal.efficiency, cal.runtime, mi, hi, designs(rows))
     return np.asarray(value)[:n], metrics_matrix(m)[:n], np.asarray(grad)[:n]
 
 
@@ -239,7 +240,7 @@ def test_gradient_of_a_single_field_via_tree_at():
         h = eqx.tree_at(lambda h: h.mem_bandwidth_tbs, hw, bw)
         return evaluate(a, h, cal.efficiency, cal.runtime, d, path=1).tpot_ms
 
-    f = jax.jit(jax.value_and_grad(tpot))
+    f = jax.value_and_grad(tpot)
     x = hw.mem_bandwidth_tbs
     v, g = f(x)
     h = 1e-6 * float(x)
