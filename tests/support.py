@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dse.calibration import Calibration
 from dse.catalog import load_catalog
 from dse.catalog.hardware import Hardware
-from dse.model import EFFICIENCY_FIELDS, Efficiency, default_runtime, make_design
+from dse.model import EFFICIENCY_FIELDS, Efficiency, make_design
 from dse.model.batched import evaluate_many, stack
 from dse.model.design import Design
 from dse.model.metrics import METRIC_FIELDS
@@ -119,6 +118,25 @@ def ideal_hardware(tflops: float = 1000.0, tbs: float = 1e9, **overrides: float)
     return Hardware.from_mapping(vals, "hopper")
 
 
+class IdealCalibration:
+    """A perfect machine for every generation (``ideal_efficiency``), shaped like a real
+    calibration (arrays of shape [G]) so ``evaluate_many`` reuses its compiled code."""
+
+    def __init__(self):
+        from dse.catalog import GENERATIONS
+
+        one = ideal_efficiency()
+        self.efficiency = Efficiency(
+            **{f: jnp.full((len(GENERATIONS),), float(getattr(one, f)), dtype=jnp.float64) for f in EFFICIENCY_FIELDS}
+        )
+        self.runtime = calibration().runtime
+
+
+@functools.lru_cache(maxsize=1)
+def ideal_calibration() -> IdealCalibration:
+    return IdealCalibration()
+
+
 def random_rows(n: int, seed: int = 0) -> list[dict]:
     """``n`` random design rows over the tables: valid and invalid layouts, every phase/mode,
     saturating (0) batches and concurrencies, speculation, prefixes, disagg pools (some 0)."""
@@ -151,7 +169,3 @@ def random_rows(n: int, seed: int = 0) -> list[dict]:
             )
         )
     return rows
-
-
-def runtime():
-    return default_runtime()

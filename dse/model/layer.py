@@ -160,3 +160,21 @@ def logits(s: Setup, tokens_out: Array) -> Cost:
     a, d = s.arch, s.design
     params = a.vocab_size * a.hidden_size / d.tp
     return _gemm(s, tokens_out, params, jnp.asarray(16.0), a.hidden_size, 2.0 * a.vocab_size / d.tp)
+
+
+def elementwise(s: Setup, tokens: Array) -> Cost:
+    """Norms, residual adds, rotary embedding and the gated activation of one layer: passes over
+    the token activations that are memory-bound on every accelerator here. Engines fuse them
+    (fused add+RMSNorm twice: read 2d, write d each; SwiGLU in one kernel that writes one row of
+    this GPU's MLP shard), so we count 6d + width elements per token. Their few FLOPs per byte
+    run on vector units and are not counted."""
+    a, d = s.arch, s.design
+    width = jnp.maximum(a.intermediate_size, a.moe_intermediate_size * a.experts_per_token) / d.tp
+    nbytes = tokens * (6.0 * a.hidden_size + width) * ACT_BYTES
+    return op_cost(jnp.zeros_like(nbytes), nbytes, s.hw.peak_flops(jnp.asarray(16.0)), s.hw.mem_bandwidth * s.eff.mbu)
+
+
+def embedding(s: Setup, tokens: Array) -> Cost:
+    """Gather of the input embeddings (one BF16 row of width d per token)."""
+    nbytes = tokens * s.arch.hidden_size * ACT_BYTES * 2.0
+    return op_cost(jnp.zeros_like(nbytes), nbytes, s.hw.peak_flops(jnp.asarray(16.0)), s.hw.mem_bandwidth * s.eff.mbu)

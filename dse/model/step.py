@@ -18,7 +18,18 @@ import jax.numpy as jnp
 from jax import Array
 
 from .collectives import all_reduce_time, moe_all_to_all_time, send_recv_time
-from .layer import ACT_BYTES, Segment, Setup, attention_core, attention_projections, dense_mlp, logits, moe_experts
+from .layer import (
+    ACT_BYTES,
+    Segment,
+    Setup,
+    attention_core,
+    attention_projections,
+    dense_mlp,
+    elementwise,
+    embedding,
+    logits,
+    moe_experts,
+)
 from .numerics import safe_div, safe_pow
 from .roofline import Cost, network_cost, overhead_cost
 
@@ -70,7 +81,7 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     moe_reduce = _tp_all_reduce(s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp)
     moe_comm = (_moe_all_to_all(s, tokens, imbalance) + moe_reduce).scale(a.num_moe_layers)
 
-    ops = attn_ops + dense_ops + moe_ops
+    ops = attn_ops + dense_ops + moe_ops + elementwise(s, tokens).scale(a.num_layers)
     comm = attn_comm + dense_comm + moe_comm
     # Overlap hides part of the communication behind compute (never more than either).
     hidden = s.eff.comm_overlap * jnp.minimum(ops.total, comm.total)
@@ -78,7 +89,7 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
 
     handoff = send_recv_time(tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain)
     total = total + network_cost(handoff * (d.pp - 1.0))
-    total = total + logits(s, tokens_out)
+    total = total + logits(s, tokens_out) + embedding(s, tokens)
     seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))
     fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
     fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6

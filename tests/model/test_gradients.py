@@ -33,6 +33,7 @@ HW_FIELDS = (
     "mem_bandwidth_tbs",
     "mem_capacity_gb",
     "scaleup_bandwidth_gbs",
+    "scaleup_peer_bandwidth_gbs",  # switchless meshes (MI300X); 0 elsewhere (no FD there)
     "scaleout_bandwidth_gbit",
 )
 DESIGN_FIELDS = ("batch", "isl", "osl", "prefix", "concurrency", "spec_tokens_per_step")

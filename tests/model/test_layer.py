@@ -8,6 +8,7 @@ precisions, practically infinite memory bandwidth) an op's time is exactly FLOPs
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax.numpy as jnp
 import pytest
 
@@ -114,10 +115,7 @@ def test_moe_expert_flops(layout):
     a = arch("deepseek-v3")
     d, f, k, e = 7168, 2048, 8, 256
     router = e * d + e  # weights + score-correction bias
-    rt = default_runtime()
-    import equinox as eqx
-
-    rt = eqx.tree_at(lambda r: r.moe_imbalance, rt, f64(1.0))  # perfectly balanced experts
+    rt = eqx.tree_at(lambda r: r.moe_imbalance, default_runtime(), f64(1.0))  # perfectly balanced experts
     s = setup("deepseek-v3", rt=rt, **layout)
     tokens = 64.0  # per DP rank
     tp, dp = layout.get("tp", 1.0), layout.get("dp", 1.0)
@@ -280,8 +278,6 @@ def test_forward_pass_flops_dense():
 
 def test_forward_pass_flops_moe_mla():
     a = arch("deepseek-v3")
-    import equinox as eqx
-
     rt = eqx.tree_at(lambda r: r.moe_imbalance, default_runtime(), f64(1.0))
     s = setup("deepseek-v3", rt=rt)
     seg = Segment(f64(16.0), f64(1.0), f64(2000.0), absorbed=True)

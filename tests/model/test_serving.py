@@ -4,8 +4,7 @@ agreement between the batched (vmapped) and the single-point evaluation."""
 
 from __future__ import annotations
 
-import math
-
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -13,10 +12,10 @@ from dse.model import METRIC_FIELDS, REASONS, evaluate, make_design, tokens_per_
 from dse.model.metrics import BOUNDS
 from tests.support import (
     ACCELERATORS,
-    MODELS,
     arch,
     calibration,
     hardware,
+    ideal_calibration,
     metrics_matrix,
     random_rows,
     run,
@@ -84,16 +83,22 @@ def _decode_rows():
     ]
 
 
-def test_decode_never_beats_the_memory_roofline():
-    m = run(_decode_rows())
+@pytest.mark.parametrize("machine", ["calibrated", "ideal"])
+def test_decode_never_beats_the_memory_roofline(machine):
+    """Output tokens/s <= batch x HBM bandwidth / bytes every GPU must read per step. On an
+    ideal machine (all efficiencies 1, no overheads) a dense model's decode sits on the bound:
+    bytes the model forgets to charge would push it above."""
+    m = run(_decode_rows(), calib=ideal_calibration() if machine == "ideal" else None)
     for j, (model, hw, tp, dp, ep, w, kv, b, isl, osl) in enumerate(DECODE_CASES):
         ctx = isl + osl / 2
         per_gpu = weight_stream_bytes(model, tp, dp, w) + kv_read_bytes(model, tp, kv, b / dp, ctx)
         bound = b * float(hardware(hw).mem_bandwidth) / per_gpu  # output tokens/s, instance
         achieved = float(m.tok_s_gpu[j]) * tp * dp
-        assert 0 < achieved <= bound, (model, hw, achieved, bound)
+        assert 0 < achieved <= bound * (1 + 1e-12), (model, hw, achieved, bound)
         # ... and is not absurdly far from it either (units, double counting)
         assert achieved >= 0.02 * bound, (model, hw, achieved, bound)
+        if machine == "ideal" and not float(arch(model).num_experts):
+            assert achieved >= 0.85 * bound, (model, hw, achieved, bound)
         assert float(m.tpot_ms[j]) == pytest.approx(1e3 * b / achieved, rel=1e-9)
 
 
@@ -110,20 +115,25 @@ PREFILL_CASES = [
 ]
 
 
-def test_prefill_never_beats_the_compute_roofline():
+@pytest.mark.parametrize("machine", ["calibrated", "ideal"])
+def test_prefill_never_beats_the_compute_roofline(machine):
+    """Input tokens/s per GPU <= peak FLOP/s / (2 x active layer weights): the GEMMs alone cost
+    that much per token. Short dense prompts on an ideal machine sit close to the bound."""
     rows = [
         dict(model=m, hw=h, tp=tp, dp=dp, ep=ep, weight_bits=w, kv_bits=kv, phase=PREFILL, batch=b, isl=i, prefix=p, osl=1)
         for m, h, tp, dp, ep, w, kv, b, i, p in PREFILL_CASES
     ]
-    m = run(rows)
-    import jax.numpy as jnp
-
+    m = run(rows, calib=ideal_calibration() if machine == "ideal" else None)
     for j, (model, hw, tp, dp, ep, w, kv, b, isl, prefix) in enumerate(PREFILL_CASES):
         a = arch(model)
         flops_per_token = 2.0 * float(a.layer_weight_params(active=True))  # GEMMs alone
         peak = float(hardware(hw).peak_flops(jnp.asarray(float(w))))
         rate = float(m.input_tok_s_gpu[j])
-        assert 0 < rate <= peak / flops_per_token, (model, hw, rate, peak / flops_per_token)
+        assert 0 < rate <= peak / flops_per_token * (1 + 1e-12), (model, hw, rate, peak / flops_per_token)
+        if machine == "ideal" and not float(a.num_experts) and isl <= 2048:
+            # Within 20 %: attention, logits and the memory-bound norm/residual passes (full hidden
+            # width on every TP rank, ~13 % at TP4 FP8) come on top of the GEMMs.
+            assert rate >= 0.8 * peak / flops_per_token, (model, hw, rate, peak / flops_per_token)
         # TTFT and the input rate describe the same pass
         assert rate == pytest.approx(b * (isl - prefix) / (float(m.ttft_ms[j]) / 1e3) / (tp * dp), rel=1e-9)
 
@@ -169,7 +179,7 @@ def test_more_flops_never_slows_prefill():
     ttft = np.asarray(m.ttft_ms).reshape(len(rows), len(FACTORS))
     for i in range(len(rows)):
         assert _non_increasing(ttft[i]), (rows[i], ttft[i])
-    assert np.all(ttft[1, 1:] < 0.9 * ttft[1, :-1])  # 64 x 4000-token prefill is compute-bound
+    assert ttft[1, 1] < 0.75 * ttft[1, 0] and ttft[1, -1] < 0.5 * ttft[1, 0]  # 64 x 4000 tokens: compute-bound
 
 
 def test_more_link_bandwidth_never_slows_serving():
@@ -276,8 +286,6 @@ def test_random_designs_give_finite_consistent_metrics():
 @pytest.mark.parametrize("k", [1.0, 3.0, 5.0])
 @pytest.mark.parametrize("a", [0.0, 0.5, 0.75, 0.9])
 def test_tokens_per_step_from_acceptance(k, a):
-    import jax.numpy as jnp
-
     tau = float(tokens_per_step(make_design(spec_k=k, spec_tokens_per_step=0.0), jnp.asarray(a)))
     expected = (1 - a ** (k + 1)) / (1 - a)
     assert tau == pytest.approx(expected, rel=1e-12)
@@ -285,8 +293,6 @@ def test_tokens_per_step_from_acceptance(k, a):
 
 
 def test_tokens_per_step_given_or_none():
-    import jax.numpy as jnp
-
     a = jnp.asarray(0.75)
     assert float(tokens_per_step(make_design(spec_k=3.0, spec_tokens_per_step=2.8), a)) == pytest.approx(2.8)
     assert float(tokens_per_step(make_design(spec_k=0.0, spec_tokens_per_step=0.0), a)) == 1.0
@@ -358,14 +364,9 @@ def test_vmap_matches_single_point_evaluation():
     ]
     batched = metrics_matrix(run(rows))
     cal = calibration()
-    from tests.support import designs
-
-    ds = designs(rows)
-    import jax
-
     for j, r in enumerate(rows):
-        d = jax.tree.map(lambda x, j=j: x[j], ds)
-        single = evaluate(arch(r["model"]), hardware(r["hw"]), cal.efficiency, cal.runtime, make_design(**{f: float(getattr(d, f)) for f in d.__dataclass_fields__}))
+        fields = {k: v for k, v in r.items() if k not in ("model", "hw")}
+        # plain evaluate: every path computed, the design's phase/mode selects (no vmap, no jit)
+        single = evaluate(arch(r["model"]), hardware(r["hw"]), cal.efficiency, cal.runtime, make_design(**fields))
         one = np.array([float(getattr(single, f)) for f in METRIC_FIELDS])
         np.testing.assert_allclose(batched[j], one, rtol=1e-9, atol=1e-12, err_msg=str(r))
-    assert MODELS and not math.isnan(batched.sum())
