@@ -14,6 +14,22 @@ import jax
 # Performance models mix 1e15 FLOP/s with 1e-9 s terms; float32 loses the small ones.
 jax.config.update("jax_enable_x64", True)
 
+
+def _enable_compilation_cache() -> None:
+    """Persist compiled model kernels (each serving path takes seconds to compile) so repeated
+    CLI runs start fast: ~/.cache/dse/jax, or $DSE_JAX_CACHE; DSE_JAX_CACHE=off disables it.
+    A cache the user configured for JAX is left alone."""
+    import os
+
+    where = os.environ.get("DSE_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dse", "jax"))
+    if where.lower() in ("", "0", "off", "none") or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", where)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+_enable_compilation_cache()
+
 from .calibration import Calibration as Calibration  # noqa: E402
 from .catalog import load_catalog as load_catalog  # noqa: E402
 from .model import Design as Design, Metrics as Metrics, evaluate as evaluate, make_design as make_design  # noqa: E402

@@ -63,7 +63,7 @@ def _cmd_calibrate(args) -> int:
 def _cmd_validate(args) -> int:
     from .calibration.run import validate
 
-    validate(data=args.data, calibration=args.calibration, folds=args.folds, output=args.output)
+    validate(data=args.data, calibration=args.calibration, folds=args.folds, output=args.output, markdown=args.markdown)
     return 0
 
 
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--calibration", help="calibration YAML to validate (default conf/calibration/default.yaml)")
     va.add_argument("--folds", type=int, default=0, help="k-fold cross-validation (refits k times); 0 = in-sample only")
     va.add_argument("-o", "--output", help="also write per-point errors to this CSV")
+    va.add_argument("--markdown", help="also write the error tables as Markdown to this file")
     va.set_defaults(func=_cmd_validate)
 
     ma = sub.add_parser("main", help="the default job: predict the shipped example scenarios")

@@ -14,7 +14,7 @@ from ..model.batched import evaluate_many
 from .data import METRICS, default_measurements_path, load_measurements
 from .fit import fit, predict_metrics, theta_to_calibration
 from .params import Calibration, default_calibration_path
-from .validate import cross_validate, errors_frame, phase_group, summary
+from .validate import cross_validate, error_report_markdown, errors_frame, phase_group, summary
 
 
 def calibrate(data: str | None = None, output: str | None = None, maxiter: int = 200) -> Path:
@@ -50,7 +50,13 @@ def _print_tables(errors: pd.DataFrame, title: str) -> None:
             print()
 
 
-def validate(data: str | None = None, calibration: str | None = None, folds: int = 0, output: str | None = None) -> pd.DataFrame:
+def validate(
+    data: str | None = None,
+    calibration: str | None = None,
+    folds: int = 0,
+    output: str | None = None,
+    markdown: str | None = None,
+) -> pd.DataFrame:
     catalog = load_catalog()
     src = Path(data) if data else default_measurements_path()
     measured = load_measurements(src, catalog)
@@ -64,13 +70,19 @@ def validate(data: str | None = None, calibration: str | None = None, folds: int
     for s in measured.skipped:
         print(f"  skipped {s}")
     _print_tables(errors, "in-sample (calibrated on these points)")
+    md = [error_report_markdown(errors, "In-sample (fitted on these points)")]
     if folds > 1:
         cv = cross_validate(measured, default_runtime(), folds=folds)
         _print_tables(cv, f"held-out ({folds}-fold cross-validation: refit without each fold)")
+        md.insert(0, error_report_markdown(cv, f"Held-out ({folds}-fold cross-validation)"))
         errors = errors.merge(
             cv[["id", "metric", "predicted", "error_pct"]].rename(columns={"predicted": "predicted_cv", "error_pct": "error_pct_cv"}),
             on=["id", "metric"],
         )
+    if markdown:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text("\n".join(md))
+        print(f"markdown tables -> {markdown}")
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         errors.to_csv(output, index=False)

@@ -67,3 +67,21 @@ def phase_group(errors: pd.DataFrame) -> pd.Series:
         return "serve:throughput" if r["metric"] in ("tok_s_gpu", "input_tok_s_gpu") else f"serve:{r['metric']}"
 
     return errors.apply(label, axis=1)
+
+
+def markdown_table(frame: pd.DataFrame, index_name: str) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    cols = [index_name, *frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in frame.iterrows():
+        cells = [str(idx)] + [f"{v:g}" if isinstance(v, float) else str(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def error_report_markdown(errors: pd.DataFrame, title: str) -> str:
+    errors = errors.assign(phase_metric=phase_group(errors))
+    parts = [f"**{title}**", ""]
+    for by, name in (("phase_metric", "phase:metric"), ("hardware", "hardware"), ("model", "model"), ("source", "source")):
+        parts += [markdown_table(summary(errors, by), name), ""]
+    return "\n".join(parts)
