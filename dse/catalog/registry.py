@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from .architecture import Architecture
-from .hardware import HOST_FIELDS, Hardware
+from .hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware
 
 
 class CatalogError(ValueError):
@@ -113,12 +113,18 @@ class Catalog:
         for path in sorted((self.root / "hardware").glob("*.yaml")):
             data = _read_yaml(path)
             kind = data.get("kind", "gpu")
+            allowed = set(HOST_FIELDS if kind == "cpu" else HARDWARE_FIELDS) | _HW_METADATA
+            for key in data:
+                if key not in allowed:
+                    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise CatalogError(f"{path}: unknown field {key!r}{hint} (schema: conf/hardware/README.md)")
             try:
                 if kind == "cpu":
                     vals = {k: float(data.get(k, d) or 0.0) for k, d in HOST_FIELDS.items()}
                     self.hosts[path.stem] = HostEntry(path.stem, data.get("title", ""), vals, data)
                     continue
-                spec = {k: v for k, v in data.items() if k in _HW_KEYS}
+                spec = {k: v for k, v in data.items() if k in HARDWARE_FIELDS}
                 hw = Hardware.from_mapping(spec, data["generation"])
             except (KeyError, TypeError, ValueError) as e:
                 raise CatalogError(f"{path}: {e}; see conf/hardware/README.md for the schema") from e
@@ -146,21 +152,9 @@ class Catalog:
         raise CatalogError(_unknown("hardware", name, list(self.hardware), "conf/hardware/"))
 
 
-_HW_KEYS = {
-    "bf16_tflops",
-    "fp8_tflops",
-    "fp4_tflops",
-    "mem_capacity_gb",
-    "mem_bandwidth_tbs",
-    "sram_mb",
-    "scaleup_bandwidth_gbs",
-    "scaleup_peer_bandwidth_gbs",
-    "scaleup_domain",
-    "scaleout_bandwidth_gbit",
-    "host_link_bandwidth_gbs",
-    "tdp_w",
-    "price_usd",
-}
+
+
+_HW_METADATA = {"title", "vendor", "kind", "generation", "status", "host", "sources", "notes"}
 
 
 def _unknown(what: str, name: str, known: list[str], where: str) -> str:
