@@ -69,14 +69,21 @@ def finite_or(x: Array, fallback: float) -> Array:
     return jnp.where(jnp.isfinite(x), x, fallback)
 
 
-def expected_max_poisson(mean: Array, n: Array, terms: int = 28) -> Array:
+# E[max of n i.i.d. standard normals] for n = 1, 2, 4, ..., 1024 (Harter 1961 tables; exact
+# integrals), interpolated in log2(n).
+_NORMAL_MAX_LOG2N = tuple(float(k) for k in range(11))
+_NORMAL_MAX = (0.0, 0.5642, 1.0294, 1.4236, 1.7660, 2.0697, 2.3359, 2.5735, 2.7881, 2.9840, 3.1641)
+
+
+def expected_max_poisson(mean: Array, n: Array, terms: int = 14, switch: float = 4.0) -> Array:
     """E[max of ``n`` i.i.d. Poisson(``mean``)], smooth in ``mean`` (exactly ``mean`` for n = 1).
 
-    Uses ``E[max] = sum_k P(max >= k) = sum_k 1 - F(k-1)^n`` with the Poisson CDF built by the
-    pmf recursion ``p_k = p_{k-1} mean / k`` (``terms`` terms: exact to <1e-3 for means below ~9); above
-    that the Gaussian extreme ``mean + sqrt(mean) z_n`` (z_n the expected maximum of
-    n standard normals, Blom/Cramér approximation). Used for the busiest data-parallel rank,
-    which every synchronized step waits for.
+    Below ``switch``: ``E[max] = sum_k P(max >= k) = sum_k 1 - F(k-1)^n`` with the Poisson CDF
+    built by the pmf recursion ``p_k = p_{k-1} mean / k`` (``terms`` terms). Above: the normal
+    approximation with a Cornish-Fisher skewness term, ``mean + sqrt(mean) z_n + (z_n^2 - 1)/6``
+    (Poisson skewness 1/sqrt(mean)), z_n the expected maximum of n standard normals. The two
+    agree to ~1 % at the switch (checked against Monte Carlo in tests). Used for the busiest
+    data-parallel rank, which every synchronized step waits for.
     """
     lam = jnp.maximum(mean, 0.0)
     pmf = jnp.exp(-lam)
@@ -87,8 +94,7 @@ def expected_max_poisson(mean: Array, n: Array, terms: int = 28) -> Array:
         total = total + 1.0 - jnp.exp(n * jnp.log(jnp.clip(cdf, 1e-300, 1.0)))
         pmf = pmf * lam / k
         cdf = cdf + pmf
-    log_n = jnp.log(jnp.maximum(n, 2.0))
-    z = jnp.sqrt(2.0 * log_n) - (jnp.log(log_n) + jnp.log(4.0 * jnp.pi) - 2.0 * 0.5772) / (2.0 * jnp.sqrt(2.0 * log_n))
-    gauss = lam + jnp.sqrt(jnp.maximum(lam, 4.0)) * jnp.maximum(z, 0.0)
-    blended = jnp.where(lam < 9.0, total, gauss)
+    z = jnp.interp(jnp.log2(jnp.maximum(n, 1.0)), jnp.asarray(_NORMAL_MAX_LOG2N), jnp.asarray(_NORMAL_MAX))
+    gauss = lam + jnp.sqrt(jnp.maximum(lam, switch)) * z + (z * z - 1.0) / 6.0
+    blended = jnp.where(lam < switch, total, gauss)
     return jnp.where(n > 1.0, jnp.maximum(blended, lam), lam)

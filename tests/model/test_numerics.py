@@ -126,3 +126,26 @@ def test_cost_add_and_scale():
     a = Cost(f64(1.0), f64(0.5), f64(0.25), f64(0.25), f64(0.0))
     b = (a + a).scale(f64(3.0))
     assert [float(x) for x in (b.total, b.compute, b.memory, b.network, b.overhead)] == [6.0, 3.0, 1.5, 1.5, 0.0]
+
+
+# ----- expected maximum of Poisson counts (busiest DP rank) ----------------------------------
+@pytest.mark.parametrize("mean", [0.01, 0.5, 2.0, 3.9, 4.1, 8.0, 30.0])
+@pytest.mark.parametrize("n", [1.0, 2.0, 8.0, 32.0])
+def test_expected_max_poisson_matches_monte_carlo(mean, n):
+    from dse.model.numerics import expected_max_poisson
+
+    rng = np.random.default_rng(0)
+    mc = rng.poisson(mean, (40_000, int(n))).max(axis=1).mean()
+    est = float(expected_max_poisson(jnp.asarray(mean), jnp.asarray(n)))
+    assert est == pytest.approx(mc, rel=0.03, abs=0.01)
+    if n == 1.0:
+        assert est == mean
+
+
+def test_expected_max_poisson_gradient_finite_at_zero_and_positive():
+    from dse.model.numerics import expected_max_poisson
+
+    g = jax.grad(lambda m: expected_max_poisson(m, jnp.asarray(8.0)))
+    for m in (0.0, 0.3, 3.0, 12.0):
+        v = float(g(jnp.asarray(m)))
+        assert np.isfinite(v) and v > 0
