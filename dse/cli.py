@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca = sub.add_parser("calibrate", help="fit efficiency parameters to measured points")
     ca.add_argument("--data", help="measured CSV (default conf/calibration/measured.csv)")
-    ca.add_argument("-o", "--output", help="output YAML (default conf/calibration/default.yaml)")
-    ca.add_argument("--maxiter", type=int, default=200)
+    ca.add_argument("-o", "--output", help="output YAML (default: overwrites conf/calibration/default.yaml, the shipped calibration)")
+    ca.add_argument("--maxiter", type=int, default=200, help="L-BFGS iterations (default 200)")
     ca.set_defaults(func=_cmd_calibrate)
 
     va = sub.add_parser("validate", help="error of the model vs measurements, by source/hardware/model/phase")

@@ -30,7 +30,7 @@ from .data import METRICS, CalibrationData
 
 FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff", "moe_eff", "comm_overlap"}
 SHARED_SIGMA = 1.0  # prior width of the shared value (logit/log units)
-DEVIATION_SIGMA = 0.35  # prior width of a generation's deviation from the shared value
+DEVIATION_SIGMA = 0.2  # prior width of a generation's deviation from the shared value
 HUBER_DELTA = 0.25
 # Scatter expected between a mean-value model and one public measurement (mapping assumptions,
 # unreported engine flags, run-to-run noise): ~15 %.

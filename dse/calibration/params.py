@@ -6,7 +6,7 @@ File layout::
     efficiency:
       hopper: {gemm_mfu_fp8: 0.61, ..., _fitted: true}
       rubin:  {..., _fitted: false}   # no public measurements: the prior, said so in outputs
-    runtime: {latency_scaleup_us: 10.0, ...}
+    runtime: {latency_scaleout_us: 25.0, ...}
 
 A generation missing from the file gets the prior values, flagged as uncalibrated.
 """

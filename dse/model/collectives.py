@@ -35,9 +35,9 @@ def _outside_fraction(hw: Hardware, group: Array) -> Array:
     return jnp.clip(1.0 - safe_div(hw.scaleup_domain, group, 1.0), 0.0, 1.0)
 
 
-def _latency(hw: Hardware, group: Array, rt: Runtime) -> Array:
+def _latency(hw: Hardware, group: Array, rt: Runtime, eff: Efficiency) -> Array:
     crosses = group > hw.scaleup_domain
-    return jnp.where(crosses, rt.latency_scaleout_us, rt.latency_scaleup_us) * 1e-6
+    return jnp.where(crosses, rt.latency_scaleout_us, eff.collective_latency_us) * 1e-6
 
 
 def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime) -> Array:
@@ -51,7 +51,7 @@ def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, 
         * safe_div(domains - 1.0, domains)
         * safe_div(safe_div(nbytes, inside), _scaleout_rate(hw, eff))
     )
-    return jnp.where(active, t_in + t_out + _latency(hw, group, rt), 0.0)
+    return jnp.where(active, t_in + t_out + _latency(hw, group, rt, eff), 0.0)
 
 
 def all_to_all_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime) -> Array:
@@ -63,13 +63,13 @@ def all_to_all_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, 
     t_in = safe_div(remote * (1.0 - out), _scaleup_rate(hw, inside, eff))
     t_out = safe_div(remote * out, _scaleout_rate(hw, eff))
     # Intra- and inter-domain transfers proceed concurrently on different links.
-    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt), 0.0)
+    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt, eff), 0.0)
 
 
 def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, crosses: Array) -> Array:
     """Point-to-point activation hand-off between pipeline stages."""
     rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))
-    lat = jnp.where(crosses, rt.latency_scaleout_us, rt.latency_scaleup_us) * 1e-6
+    lat = jnp.where(crosses, rt.latency_scaleout_us, eff.collective_latency_us) * 1e-6
     return safe_div(nbytes, rate) + lat
 
 
@@ -83,4 +83,4 @@ def moe_all_to_all_time(
     inside = jnp.minimum(group, hw.scaleup_domain)
     t_in = safe_div(scaleup_bytes, _scaleup_rate(hw, inside, eff))
     t_out = safe_div(scaleout_bytes, _scaleout_rate(hw, eff))
-    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt), 0.0)
+    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt, eff), 0.0)

@@ -16,6 +16,10 @@ them. We keep that fraction to a handful of physically meaningful parameters per
 * ``moe_eff``: routed-expert GEMMs relative to dense ones (grouped GEMMs over ragged
   per-expert batches with block scales, plus token permute/unpermute traffic; DeepGEMM's
   grouped kernels reach well below its dense peak at small per-expert M).
+* ``moe_layer_overhead_us``: extra launch gaps of an MoE layer (router, top-k, permute, two
+  grouped GEMMs, unpermute, shared expert: several times the kernels of a dense MLP).
+* ``collective_latency_us``: fixed cost of one collective inside the scale-up domain (NCCL /
+  custom all-reduce small-message latency, ~5-25 us on NVLink).
 * ``comm_overlap``: fraction of a layer's collectives hidden behind its compute (two-micro-
   batch overlap in SGLang/DeepSeek, TRT-LLM's overlap scheduler): ``t = c + n - phi min(c, n)``.
 * ``seq_overhead_us``: host work per running sequence per step (scheduling, sampling,
@@ -46,6 +50,8 @@ EFFICIENCY_FIELDS = (
     "seq_overhead_us",
     "moe_eff",
     "comm_overlap",
+    "moe_layer_overhead_us",
+    "collective_latency_us",
 )
 
 # Physically plausible starting points (also the prior of the fit). Sources: FlashAttention-3
@@ -64,6 +70,8 @@ PRIOR = dict(
     seq_overhead_us=5.0,
     moe_eff=0.7,
     comm_overlap=0.3,
+    moe_layer_overhead_us=20.0,
+    collective_latency_us=10.0,
 )
 
 
@@ -82,6 +90,8 @@ class Efficiency(eqx.Module):
     seq_overhead_us: Array
     moe_eff: Array
     comm_overlap: Array
+    moe_layer_overhead_us: Array
+    collective_latency_us: Array
 
     def select(self, generation: Array) -> Efficiency:
         """The scalar efficiencies of ``generation`` (a float index into GENERATIONS)."""
@@ -97,7 +107,6 @@ class Efficiency(eqx.Module):
 class Runtime(eqx.Module):
     """Serving-engine facts shared by all hardware (defaults cited; override in config)."""
 
-    latency_scaleup_us: Array  # per collective, NVLink/IF domain
     latency_scaleout_us: Array  # per collective over the NIC (RDMA)
     moe_imbalance: Array  # max/mean expert load at large EP without EPLB (workloads.md §6: ~1.2)
     reserve_fraction: Array  # HBM kept free of weights+KV (vLLM gpu_memory_utilization=0.9)
@@ -108,7 +117,6 @@ class Runtime(eqx.Module):
 
 def default_runtime() -> Runtime:
     return Runtime(
-        latency_scaleup_us=jnp.asarray(10.0),  # NCCL small-message all-reduce on NVLink ~8-15 us
         latency_scaleout_us=jnp.asarray(25.0),  # DeepEP low-latency kernels, 77-194 us incl. data
         moe_imbalance=jnp.asarray(1.2),
         reserve_fraction=jnp.asarray(0.1),

@@ -143,7 +143,8 @@ def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
     p_idle = safe_pow(jnp.clip(1.0 - a.experts_per_token / experts, 0.0, 1.0), group_tokens)
     local_experts = experts / d.ep
     params = local_experts * (1.0 - p_idle) * a.expert_params() / d.moe_tp
-    m_expert = safe_div(routed, experts)  # tokens per expert: the GEMM M dimension
+    # GEMM M dimension: tokens per *active* expert (idle experts run no GEMM at all).
+    m_expert = jnp.maximum(safe_div(routed, experts * (1.0 - p_idle)), 1.0)
     eff, hw = s.eff, s.hw
     flops = 2.0 * gpu_routed * 3.0 * a.hidden_size * a.moe_intermediate_size
     mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)

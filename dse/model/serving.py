@@ -49,7 +49,9 @@ def tokens_per_step(design: Design, acceptance: Array) -> Array:
     """Mean tokens emitted per target step: given, or ``(1 - a^(k+1)) / (1 - a)`` (Leviathan et
     al., ICML'23) from the default acceptance when only ``spec_k`` is given; 1 without drafts."""
     k = design.spec_k
-    formula = safe_div(1.0 - safe_pow(acceptance, k + 1.0), 1.0 - acceptance, 1.0)
+    # Acceptance 1 (every draft accepted) is the k + 1 limit of the formula.
+    formula = safe_div(1.0 - safe_pow(acceptance, k + 1.0), 1.0 - acceptance, 0.0)
+    formula = jnp.where(acceptance >= 1.0, k + 1.0, formula)
     given = design.spec_tokens_per_step
     tau = jnp.where(given >= 1.0, given, formula)
     return jnp.where(k > 0, jnp.clip(tau, 1.0, k + 1.0), 1.0)
@@ -126,8 +128,10 @@ def _serve_agg(s: Setup, c: _Common) -> Metrics:
     micro = running / (d.dp * d.pp)
     osl = jnp.maximum(d.osl, 1.0)
     dec = Segment(micro, 1.0 + d.spec_k, c.ctx)
-    # New prompts land whole on single DP ranks; each synchronized step waits for the busiest.
-    prompts = expected_max_poisson(micro * c.tau / osl, d.dp)
+    # New prompts land whole on single DP ranks. With MoE layers every rank joins every step's
+    # all-to-all, so the step waits for the busiest rank; dense DP replicas run independently.
+    synced = jnp.where(s.arch.num_experts > 0, d.dp, 1.0)
+    prompts = expected_max_poisson(micro * c.tau / osl, synced)
     admitted = Segment(prompts, c.new, d.prefix, absorbed=False)
     it = forward_cost(s, (dec, admitted), dec.tokens + admitted.seqs) + draft_cost(s, dec, d.spec_k)
     first = forward_cost(s, (dec, Segment(jnp.ones_like(micro), c.new, d.prefix, absorbed=False)), dec.tokens + 1.0)

@@ -92,6 +92,7 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     total = total + logits(s, tokens_out) + embedding(s, tokens)
     seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))
     fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
+    fixed = fixed + a.num_moe_layers * s.eff.moe_layer_overhead_us * 1e-6
     fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6
     return total + overhead_cost(fixed)
 
