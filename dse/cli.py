@@ -40,6 +40,14 @@ def _cmd_predict(args) -> int:
     missing = {"model", "hardware"} - set(df.columns)
     if missing:
         raise UserError(f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware")
+    from .scenarios.schema import check_columns
+
+    df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    header_errors, header_warnings = check_columns(df.columns)
+    if header_errors:
+        raise UserError(f"{src}: {header_errors[0]}")
+    for w in header_warnings:
+        print(f"dse predict: warning: {src}: {w}", file=sys.stderr)
     cal = Calibration.load(args.calibration) if args.calibration else Calibration.load()
     t0 = time.perf_counter()
     out = predict_frame(df, calibration=cal)

@@ -14,7 +14,7 @@ from ..catalog import Catalog, CatalogError, load_catalog
 from ..model.batched import evaluate_many, stack
 from ..model.design import Design
 from ..model.metrics import BOUNDS, REASON_TEXT
-from .schema import EXTRA_OUTPUT_COLUMNS, OUTPUT_COLUMNS, Scenario, parse_row
+from .schema import EXTRA_OUTPUT_COLUMNS, OUTPUT_COLUMNS, Scenario, check_columns, parse_row
 
 
 def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | None], list[str]]:
@@ -35,6 +35,10 @@ def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration:
     """Predictions for every row of ``df`` (the scenario schema); returns a new frame."""
     catalog = catalog or load_catalog()
     calibration = calibration or Calibration.load()
+    df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    header_errors, _ = check_columns(df.columns)
+    if header_errors:
+        raise ValueError(header_errors[0])
     scenarios, errors = parse_frame(df, catalog)
     out = df.copy()
     # Measured values already in the input keep their data under measured_<name>.
@@ -64,10 +68,17 @@ def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration:
         res["max_batch"][idx] = metrics.max_batch
         feasible[idx] = metrics.feasible > 0.5
         for j, i in enumerate(ok):
-            reason[i] = REASON_TEXT.get(float(metrics.reason[j]), "")
+            text = REASON_TEXT.get(float(metrics.reason[j]), "")
+            rid = df["id"].iloc[i] if "id" in df.columns else None
+            where = f"row {i + 2}" + (f" (id {rid})" if isinstance(rid, str) and rid else "")
+            reason[i] = f"{where}: {text}" if text else ""
             bound[i] = BOUNDS[int(metrics.bound[j])] if feasible[i] else ""
             gen = catalog.accelerator(scenarios[i].hardware).generation
             notes = list(scenarios[i].assumed)
+            v = scenarios[i].values
+            wanted = v["concurrency"]
+            if v["phase"] == 2.0 and v["mode"] == 0.0 and wanted > metrics.max_batch[j] >= 1.0:
+                notes.append(f"{wanted - metrics.max_batch[j]:.0f} of {wanted:g} requests queue (at most {metrics.max_batch[j]:.0f} fit)")
             if not calibration.fitted.get(gen, False):
                 notes.append(f"efficiency uncalibrated for {gen} (prior values)")
             assumed[i] = "; ".join(notes)

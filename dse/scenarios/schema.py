@@ -165,8 +165,18 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         assumed.append("batch=largest that fits")
     if phase == "serve" and concurrency is None:
         assumed.append("saturating (no concurrency)")
-    if mode == "disagg" and phase == "serve" and (prefill_gpus <= 0 or decode_gpus < layout):
-        raise ValueError("mode=disagg serve rows need prefill_gpus > 0 and decode_gpus >= tp*pp*dp")
+    if mode == "disagg" and phase == "serve":
+        if prefill_gpus <= 0 or decode_gpus < layout:
+            raise ValueError("mode=disagg serve rows need prefill_gpus > 0 and decode_gpus >= tp*pp*dp")
+        if decode_gpus % layout:
+            raise ValueError(f"decode_gpus={decode_gpus:g} is not a multiple of one decode worker (tp*pp*dp={layout:g})")
+        assumed.append("prefill workers: decode layout style, at most one decode worker's GPUs, pp=1")
+    elif prefill_gpus or decode_gpus:
+        assumed.append("prefill_gpus/decode_gpus ignored (only used by mode=disagg serve rows)")
+    if concurrency == 0 and phase == "serve":
+        assumed.append("saturating (concurrency 0)")
+    if not hw_has_fp4(hw) and wdt == "fp4":
+        assumed.append(f"fp4 weights run as W4A16 on BF16 units ({hw.name} has no FP4)")
 
     values = dict(
         tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=DTYPE_BITS[wdt], kv_bits=DTYPE_BITS[kdt],
@@ -176,6 +186,31 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         decode_gpus=decode_gpus,
     )  # fmt: skip
     return Scenario(model=model.id, hardware=hw.name, values=values, assumed=assumed)
+
+
+def hw_has_fp4(entry) -> bool:
+    return float(entry.hw.fp4_tflops) > 0
+
+
+def check_columns(columns) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about a scenario table's header: duplicated schema columns are errors
+    (pandas renames the second 'tp' to 'tp.1' and its values would be lost); names that look
+    like a misspelt schema column are warned about (they are carried through, not used)."""
+    import difflib
+    import re
+
+    errors, warnings = [], []
+    known = set(INPUT_COLUMNS)
+    for c in columns:
+        name = str(c)
+        m = re.fullmatch(r"(.+)\.(\d+)", name)
+        if m and m.group(1) in known:
+            errors.append(f"column {m.group(1)!r} appears more than once; keep one")
+        elif name not in known and not name.startswith("measured_"):
+            close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.8)
+            if close:
+                warnings.append(f"column {name!r} is not in the schema (did you mean {close[0]!r}?); carried through unused")
+    return errors, warnings
 
 
 def arch_is_moe(arch) -> bool:
