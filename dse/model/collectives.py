@@ -54,18 +54,6 @@ def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, 
     return jnp.where(active, t_in + t_out + _latency(hw, group, rt, eff), 0.0)
 
 
-def all_to_all_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime) -> Array:
-    """All-to-all where each GPU sends ``nbytes`` spread evenly over the other group members."""
-    active = group > 1.0
-    remote = nbytes * safe_div(group - 1.0, group)
-    out = _outside_fraction(hw, group)
-    inside = jnp.minimum(group, hw.scaleup_domain)
-    t_in = safe_div(remote * (1.0 - out), _scaleup_rate(hw, inside, eff))
-    t_out = safe_div(remote * out, _scaleout_rate(hw, eff))
-    # Intra- and inter-domain transfers proceed concurrently on different links.
-    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt, eff), 0.0)
-
-
 def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, crosses: Array) -> Array:
     """Point-to-point activation hand-off between pipeline stages."""
     rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))

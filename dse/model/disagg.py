@@ -2,10 +2,10 @@
 
 The decode pool holds ``decode_gpus / (tp*pp*dp)`` workers of the design's layout; the prefill
 pool holds ``prefill_gpus`` GPUs in workers of the same style (DEP stays DEP, TP stays TP) no
-larger than a decode worker. Throughput is the smaller of the two pools' request rates (smooth
-minimum); when prefill limits, decode workers run emptier and TPOT improves accordingly. TTFT =
-prefill of one prompt + KV hand-off over the NIC + M/D/1 queueing at the prefill pool
-(DistServe, OSDI'24, eq. for TTFT_avg). Heterogeneous pools arrive with the stack issue.
+larger than a decode worker. Throughput is the smaller of the two pools' request rates (a hard
+minimum, differentiable except at exact balance); when prefill limits, decode workers run
+emptier and TPOT improves accordingly. TTFT = the closed-loop Little's-law time not spent decoding (``C / X - osl * TPOT``), never less than
+the prefill of one prompt plus the KV hand-off. Heterogeneous pools arrive with the stack issue.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from jax import Array
 from .layer import Segment, Setup, kv_bytes_per_token_layer
 from .memory import max_sequences, memory_per_gpu, usable_bytes
 from .metrics import REASONS, bound_code
-from .numerics import safe_div, soft_min
+from .numerics import safe_div
 from .roofline import Cost
 from .step import draft_cost, forward_cost
 
@@ -69,7 +69,7 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     p_gpus = p.design.tp * p.design.dp
     prefill_req_rate = safe_div(d.prefill_gpus, p_gpus) * p.design.dp * safe_div(per_rank, pre.total)
 
-    rate = soft_min(prefill_req_rate, decode_req_rate)
+    rate = jnp.minimum(prefill_req_rate, decode_req_rate)
     # Prefill-limited: fewer sequences are decoding at once (Little's law), so steps are faster.
     active = jnp.minimum(batch, safe_div(rate * d.osl * dec.total / tau, workers))
     dec2 = decode_step(jnp.maximum(active, 1e-9))
@@ -78,10 +78,11 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     one = forward_cost(p, (Segment(jnp.asarray(1.0), new, d.prefix, absorbed=False),), jnp.asarray(1.0))
     kv_total = kv_bytes_per_token_layer(a, d.kv_bits) * a.num_layers * d.isl
     handoff = safe_div(kv_total, s.hw.scaleout_bandwidth * s.eff.link_eff * jnp.minimum(d.gpus, 8.0))
-    rho = jnp.clip(safe_div(rate, prefill_req_rate), 0.0, 0.95)
-    service = safe_div(1.0, prefill_req_rate)
-    queue = rho * service / (2.0 * (1.0 - rho))
-    ttft = one.total + handoff + queue
+    # Closed loop at fixed concurrency C (Little's law): C = X (TTFT + osl TPOT), so whatever of
+    # a request's time in the system is not decoding is spent waiting for and in prefill.
+    in_flight = jnp.where(d.concurrency > 0, d.concurrency, batch * workers)
+    closed_loop = safe_div(in_flight, rate) - d.osl * tpot
+    ttft = jnp.maximum(one.total + handoff, closed_loop)
 
     ok_pools = (d.prefill_gpus > 0) & (d.decode_gpus >= d.gpus)
     fits = (cap >= 1.0) & (memory_per_gpu(p, per_rank * p.design.dp, d.isl, spec) <= usable_bytes(p))

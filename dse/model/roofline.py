@@ -36,11 +36,6 @@ def _fields(c: Cost) -> tuple[Array, ...]:
     return (c.total, c.compute, c.memory, c.network, c.overhead)
 
 
-def zero_cost() -> Cost:
-    z = jnp.asarray(0.0)
-    return Cost(z, z, z, z, z)
-
-
 def network_cost(seconds: Array) -> Cost:
     z = jnp.zeros_like(seconds)
     return Cost(seconds, z, z, seconds, z)
