@@ -19,8 +19,8 @@ import dse  # noqa: F401  (enables x64)
 from dse.calibration import Calibration
 from dse.catalog import load_catalog
 from dse.model.batched import _evaluate_many, evaluate_many, stack
-from dse.model.serving import PATHS
 from dse.model.design import Design
+from dse.model.serving import PATHS
 
 
 def random_designs(n: int, n_models: int, n_hw: int, seed: int = 0):
@@ -63,19 +63,31 @@ def main():
     hws = stack([e.hw for e in gpus])
     mi, hi, des = random_designs(args.n, len(cat.models), len(gpus))
 
-    print(f"dse model benchmark: {args.n:,} random designs, {len(cat.models)} models x {len(gpus)} GPUs, "
-          f"float64, {os.cpu_count()} CPU cores, jax {jax.__version__}")
+    print(
+        f"dse model benchmark: {args.n:,} random designs, {len(cat.models)} models x {len(gpus)} GPUs, "
+        f"float64, {os.cpu_count()} CPU cores, jax {jax.__version__}"
+    )
     for path, name in enumerate(PATHS):
         t0 = time.perf_counter()
         out = _evaluate_many(archs, hws, cal.efficiency, cal.runtime, mi, hi, des, path=path)
         jax.block_until_ready(out)
         first = time.perf_counter() - t0
-        t = timeit(lambda: jax.block_until_ready(_evaluate_many(archs, hws, cal.efficiency, cal.runtime, mi, hi, des, path=path)))
+        t = timeit(
+            lambda: jax.block_until_ready(
+                _evaluate_many(archs, hws, cal.efficiency, cal.runtime, mi, hi, des, path=path)
+            )
+        )
         finite = bool(np.all(np.isfinite(np.stack([np.asarray(x) for x in out.as_tuple()]))))
-        print(f"  {name:13s} {args.n / t:>12,.0f} evaluations/s  ({t:.2f} s per 1e6-batch; compile+first {first:.1f} s; finite: {finite})")
+        print(
+            f"  {name:13s} {args.n / t:>12,.0f} evaluations/s  ({t:.2f} s per 1e6-batch; compile+first {first:.1f} s; finite: {finite})"
+        )
     # A mixed batch through the public entry point (groups by path, chunks, host copies).
-    t = timeit(lambda: evaluate_many(archs, hws, cal.efficiency, cal.runtime, mi, hi, des), repeats=1)
-    print(f"  {'mixed (API)':13s} {args.n / t:>12,.0f} evaluations/s  (evaluate_many, all four paths, incl. host transfer)")
+    t = timeit(
+        lambda: evaluate_many(archs, hws, cal.efficiency, cal.runtime, mi, hi, des), repeats=1
+    )
+    print(
+        f"  {'mixed (API)':13s} {args.n / t:>12,.0f} evaluations/s  (evaluate_many, all four paths, incl. host transfer)"
+    )
 
     # Gradient of output tokens/s/GPU w.r.t. every hardware field, per design (reverse mode).
     gn = args.grad_n
@@ -92,9 +104,10 @@ def main():
     t = timeit(lambda: jax.block_until_ready(grad_fn(hw_rows, jnp.asarray(mi_g), des_g)), repeats=2)
     g = grad_fn(hw_rows, jnp.asarray(mi_g), des_g)
     gfinite = all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(g))
-    print(f"  gradient: {gn:,} designs x {len(jax.tree.leaves(hws))} hardware partials in {t:.3f} s -> "
-          f"{gn / t:,.0f} gradient evaluations/s (all finite: {gfinite})")
-
+    print(
+        f"  gradient: {gn:,} designs x {len(jax.tree.leaves(hws))} hardware partials in {t:.3f} s -> "
+        f"{gn / t:,.0f} gradient evaluations/s (all finite: {gfinite})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Python API (the CLI is a thin layer over these)::
 
 import jax
 
-
 # Performance models mix 1e15 FLOP/s with 1e-9 s terms; float32 loses the small ones.
 jax.config.update("jax_enable_x64", True)
 
@@ -21,7 +20,9 @@ def _enable_compilation_cache() -> None:
     A cache the user configured for JAX is left alone."""
     import os
 
-    where = os.environ.get("DSE_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dse", "jax"))
+    where = os.environ.get(
+        "DSE_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dse", "jax")
+    )
     if where.lower() in ("", "0", "off", "none") or jax.config.jax_compilation_cache_dir:
         return
     jax.config.update("jax_compilation_cache_dir", where)
@@ -32,9 +33,19 @@ _enable_compilation_cache()
 
 from .calibration import Calibration as Calibration  # noqa: E402
 from .catalog import load_catalog as load_catalog  # noqa: E402
-from .model import Design as Design, Metrics as Metrics, evaluate as evaluate, make_design as make_design  # noqa: E402
+from .model import (
+    Design as Design,
+)  # noqa: E402
+from .model import (
+    Metrics as Metrics,
+)
+from .model import (
+    evaluate as evaluate,
+)
+from .model import (
+    make_design as make_design,
+)
 from .model.batched import evaluate_many as evaluate_many  # noqa: E402
 from .scenarios import predict_frame as predict_frame  # noqa: E402
-
 
 __version__ = "0.1.0"

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-
 EXIT_USAGE = 2
 
 
@@ -32,14 +31,20 @@ def _cmd_predict(args) -> int:
 
     src = Path(args.input)
     if not src.exists():
-        raise UserError(f"input file {src} does not exist; pass a CSV in the dse predict schema (see README)")
+        raise UserError(
+            f"input file {src} does not exist; pass a CSV in the dse predict schema (see README)"
+        )
     try:
         df = pd.read_csv(src)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{src}: cannot read as CSV ({e.__class__.__name__}); save it as comma-separated UTF-8") from e
+        raise UserError(
+            f"{src}: cannot read as CSV ({e.__class__.__name__}); save it as comma-separated UTF-8"
+        ) from e
     missing = {"model", "hardware"} - set(df.columns)
     if missing:
-        raise UserError(f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware")
+        raise UserError(
+            f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware"
+        )
     from .scenarios.schema import check_columns
 
     df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
@@ -56,7 +61,9 @@ def _cmd_predict(args) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(dst, index=False)
     bad = int((~out["feasible"].astype(bool)).sum())
-    print(f"dse predict: {len(out)} rows ({len(out) - bad} feasible, {bad} infeasible or invalid) in {dt:.1f} s -> {dst}")
+    print(
+        f"dse predict: {len(out)} rows ({len(out) - bad} feasible, {bad} infeasible or invalid) in {dt:.1f} s -> {dst}"
+    )
     return 0
 
 
@@ -71,7 +78,13 @@ def _cmd_calibrate(args) -> int:
 def _cmd_validate(args) -> int:
     from .calibration.run import validate
 
-    validate(data=args.data, calibration=args.calibration, folds=args.folds, output=args.output, markdown=args.markdown)
+    validate(
+        data=args.data,
+        calibration=args.calibration,
+        folds=args.folds,
+        output=args.output,
+        markdown=args.markdown,
+    )
     return 0
 
 
@@ -86,33 +99,61 @@ def _cmd_main(args) -> int:
     import pandas as pd
 
     out = pd.read_csv(ns.output)
-    cols = ["id", "model", "hardware", "phase", "ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "bound", "reason"]
+    cols = [
+        "id",
+        "model",
+        "hardware",
+        "phase",
+        "ttft_ms",
+        "tpot_ms",
+        "tok_s_user",
+        "tok_s_gpu",
+        "bound",
+        "reason",
+    ]
     with pd.option_context("display.width", 200, "display.max_colwidth", 40):
         print(out[cols].round(1).to_string(index=False))
     return rc
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dse", description="Design-space exploration for LLM inference infrastructure.")
+    p = argparse.ArgumentParser(
+        prog="dse", description="Design-space exploration for LLM inference infrastructure."
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     pr = sub.add_parser("predict", help="predict TTFT/TPOT/throughput for a CSV of scenarios")
     pr.add_argument("input", help="scenario CSV (columns: see README)")
     pr.add_argument("-o", "--output", required=True, help="where to write the CSV with predictions")
-    pr.add_argument("--calibration", help="calibration YAML (default conf/calibration/default.yaml)")
+    pr.add_argument(
+        "--calibration", help="calibration YAML (default conf/calibration/default.yaml)"
+    )
     pr.set_defaults(func=_cmd_predict)
 
     ca = sub.add_parser("calibrate", help="fit efficiency parameters to measured points")
     ca.add_argument("--data", help="measured CSV (default conf/calibration/measured.csv)")
-    ca.add_argument("-o", "--output", help="output YAML (default: overwrites conf/calibration/default.yaml, the shipped calibration)")
+    ca.add_argument(
+        "-o",
+        "--output",
+        help="output YAML (default: overwrites conf/calibration/default.yaml, the shipped calibration)",
+    )
     ca.add_argument("--maxiter", type=int, default=200, help="L-BFGS iterations (default 200)")
     ca.set_defaults(func=_cmd_calibrate)
 
-    va = sub.add_parser("validate", help="error of the model vs measurements, by source/hardware/model/phase")
+    va = sub.add_parser(
+        "validate", help="error of the model vs measurements, by source/hardware/model/phase"
+    )
     va.add_argument("--data", help="measured CSV (default conf/calibration/measured.csv)")
-    va.add_argument("--calibration", help="calibration YAML to validate (default conf/calibration/default.yaml)")
-    va.add_argument("--folds", type=int, default=0, help="k-fold cross-validation (refits k times); 0 = in-sample only")
+    va.add_argument(
+        "--calibration", help="calibration YAML to validate (default conf/calibration/default.yaml)"
+    )
+    va.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="k-fold cross-validation (refits k times); 0 = in-sample only",
+    )
     va.add_argument("-o", "--output", help="also write per-point errors to this CSV")
     va.add_argument("--markdown", help="also write the error tables as Markdown to this file")
     va.set_defaults(func=_cmd_validate)
@@ -137,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        print(f"dse {args.command}: error: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"dse {args.command}: error: {msg} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
 

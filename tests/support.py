@@ -64,7 +64,10 @@ def scaled_hardware(name: str, field_names: tuple[str, ...], factors) -> Hardwar
     base = hardware(name)
     rows = []
     for f in factors:
-        vals = {k: getattr(base, k) * f if k in field_names else getattr(base, k) for k in Hardware.__dataclass_fields__}
+        vals = {
+            k: getattr(base, k) * f if k in field_names else getattr(base, k)
+            for k in Hardware.__dataclass_fields__
+        }
         rows.append(Hardware(**vals))
     return stack(rows)
 
@@ -82,8 +85,12 @@ def run(rows: list[dict], hws=None, archs=None, calib: Calibration | None = None
     archs = t_archs if archs is None else archs
     hws = t_hws if hws is None else hws
     calib = calib or calibration()
-    mi = np.array([r["mi"] if "mi" in r else MODELS.index(r["model"]) for r in rows], dtype=np.int32)
-    hi = np.array([r["hi"] if "hi" in r else ACCELERATORS.index(r["hw"]) for r in rows], dtype=np.int32)
+    mi = np.array(
+        [r["mi"] if "mi" in r else MODELS.index(r["model"]) for r in rows], dtype=np.int32
+    )
+    hi = np.array(
+        [r["hi"] if "hi" in r else ACCELERATORS.index(r["hw"]) for r in rows], dtype=np.int32
+    )
     return evaluate_many(archs, hws, calib.efficiency, calib.runtime, mi, hi, designs(rows))
 
 
@@ -127,7 +134,10 @@ class IdealCalibration:
 
         one = ideal_efficiency()
         self.efficiency = Efficiency(
-            **{f: jnp.full((len(GENERATIONS),), float(getattr(one, f)), dtype=jnp.float64) for f in EFFICIENCY_FIELDS}
+            **{
+                f: jnp.full((len(GENERATIONS),), float(getattr(one, f)), dtype=jnp.float64)
+                for f in EFFICIENCY_FIELDS
+            }
         )
         self.runtime = calibration().runtime
 

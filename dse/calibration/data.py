@@ -19,10 +19,15 @@ from ..model.batched import stack
 from ..model.design import Design
 from ..scenarios.predict import parse_frame
 
-
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu")
 CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.35}
-METRIC_WEIGHT = {"ttft_ms": 0.3, "tpot_ms": 1.0, "tok_s_user": 1.0, "tok_s_gpu": 1.0, "input_tok_s_gpu": 1.0}
+METRIC_WEIGHT = {
+    "ttft_ms": 0.3,
+    "tpot_ms": 1.0,
+    "tok_s_user": 1.0,
+    "tok_s_gpu": 1.0,
+    "input_tok_s_gpu": 1.0,
+}
 
 
 def default_measurements_path() -> Path:
@@ -66,8 +71,14 @@ def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
     scen = [scenarios[i] for i in keep]
     model_ids = sorted({s.model for s in scen})
     hw_names = sorted({s.hardware for s in scen})
-    designs = Design(**{f: np.array([s.values[f] for s in scen]) for f in Design.__dataclass_fields__})
-    conf = df["confidence"].fillna("medium") if "confidence" in df.columns else pd.Series(["medium"] * len(df))
+    designs = Design(
+        **{f: np.array([s.values[f] for s in scen]) for f in Design.__dataclass_fields__}
+    )
+    conf = (
+        df["confidence"].fillna("medium")
+        if "confidence" in df.columns
+        else pd.Series(["medium"] * len(df))
+    )
     t = target[keep]
     w = np.where(np.isnan(t), 0.0, 1.0)
     w *= np.array([CONFIDENCE_WEIGHT.get(str(c), 0.7) for c in conf.iloc[keep]])[:, None]

@@ -23,12 +23,20 @@ import scipy.optimize
 
 from ..catalog import GENERATIONS
 from ..model.batched import evaluate_indexed
-from ..model.serving import path_index
 from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime
+from ..model.serving import path_index
 from .data import METRICS, CalibrationData
 
-
-FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff", "moe_eff", "comm_overlap"}
+FRACTIONS = {
+    "gemm_mfu_fp4",
+    "gemm_mfu_fp8",
+    "gemm_mfu_bf16",
+    "attn_mfu",
+    "mbu",
+    "link_eff",
+    "moe_eff",
+    "comm_overlap",
+}
 SHARED_SIGMA = 1.0  # prior width of the shared value (logit/log units)
 DEVIATION_SIGMA = 0.2  # prior width of a generation's deviation from the shared value
 HUBER_DELTA = 0.25
@@ -66,14 +74,22 @@ def predict_metrics(theta, data: CalibrationData, base_rt: Runtime, rows=None):
     ``theta``. Rows are grouped by serving path (static) so each group traces only its path."""
     eff, rt = _unpack(theta, base_rt)
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
-    paths = np.array([path_index(float(data.designs.phase[i]), float(data.designs.mode[i])) for i in rows])
+    paths = np.array(
+        [path_index(float(data.designs.phase[i]), float(data.designs.mode[i])) for i in rows]
+    )
     preds, feas, order = [], [], []
     for path in np.unique(paths):
         sub = rows[paths == path]
         designs = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[sub]), data.designs)
         fn = functools.partial(evaluate_indexed, path=int(path))
         m = jax.vmap(fn, in_axes=(None, None, None, None, 0, 0, 0))(
-            data.archs, data.hws, eff, rt, jnp.asarray(data.model_idx[sub]), jnp.asarray(data.hw_idx[sub]), designs
+            data.archs,
+            data.hws,
+            eff,
+            rt,
+            jnp.asarray(data.model_idx[sub]),
+            jnp.asarray(data.hw_idx[sub]),
+            designs,
         )
         preds.append(jnp.stack([getattr(m, k) for k in METRICS], axis=1))
         feas.append(m.feasible)
@@ -101,7 +117,9 @@ def make_loss(data: CalibrationData, base_rt: Runtime, rows: np.ndarray):
         fit = jnp.sum(weight * _huber(ratio)) / OBS_SIGMA**2
         dev = theta[nf:-1]
         shared = theta[:nf]
-        reg = jnp.sum(((shared - prior_shared) / SHARED_SIGMA) ** 2) + jnp.sum((dev / DEVIATION_SIGMA) ** 2)
+        reg = jnp.sum(((shared - prior_shared) / SHARED_SIGMA) ** 2) + jnp.sum(
+            (dev / DEVIATION_SIGMA) ** 2
+        )
         cap_reg = ((theta[-1] - jnp.log(2048.0)) / 1.5) ** 2
         n = jnp.maximum(jnp.sum((weight > 0).astype(jnp.float64)), 1.0)
         return (fit + 0.5 * (reg + cap_reg)) / n  # per measured metric, for a well-scaled optimizer
@@ -109,7 +127,9 @@ def make_loss(data: CalibrationData, base_rt: Runtime, rows: np.ndarray):
     return jax.jit(jax.value_and_grad(loss))
 
 
-def fit(data: CalibrationData, base_rt: Runtime, rows: np.ndarray | None = None, maxiter: int = 300) -> tuple[np.ndarray, float]:
+def fit(
+    data: CalibrationData, base_rt: Runtime, rows: np.ndarray | None = None, maxiter: int = 300
+) -> tuple[np.ndarray, float]:
     """MAP estimate of the unconstrained parameter vector on ``rows`` (default: all)."""
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
     vg = make_loss(data, base_rt, rows)
@@ -118,11 +138,15 @@ def fit(data: CalibrationData, base_rt: Runtime, rows: np.ndarray | None = None,
         v, g = vg(jnp.asarray(x))
         return float(v), np.asarray(g, dtype=np.float64)
 
-    res = scipy.optimize.minimize(fun, initial_theta(base_rt), jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    res = scipy.optimize.minimize(
+        fun, initial_theta(base_rt), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
+    )
     return res.x, float(res.fun)
 
 
-def theta_to_calibration(theta: np.ndarray, base_rt: Runtime, fitted_generations: set[str], provenance: dict):
+def theta_to_calibration(
+    theta: np.ndarray, base_rt: Runtime, fitted_generations: set[str], provenance: dict
+):
     from .params import Calibration
 
     eff, rt = _unpack(jnp.asarray(theta), base_rt)

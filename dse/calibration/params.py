@@ -19,7 +19,14 @@ import jax.numpy as jnp
 import yaml
 
 from ..catalog import GENERATIONS, conf_dir
-from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime, default_runtime
+from ..model.efficiency import (
+    EFFICIENCY_FIELDS,
+    PRIOR,
+    Efficiency,
+    Runtime,
+    default_runtime,
+    prior_efficiency,
+)
 
 
 def default_calibration_path() -> Path:
@@ -29,7 +36,9 @@ def default_calibration_path() -> Path:
 class Calibration:
     """Per-generation efficiencies + runtime facts + which generations were actually fitted."""
 
-    def __init__(self, efficiency: Efficiency, runtime: Runtime, fitted: dict[str, bool], provenance: dict):
+    def __init__(
+        self, efficiency: Efficiency, runtime: Runtime, fitted: dict[str, bool], provenance: dict
+    ):
         self.efficiency = efficiency
         self.runtime = runtime
         self.fitted = fitted
@@ -37,20 +46,30 @@ class Calibration:
 
     @classmethod
     def prior(cls) -> Calibration:
-        eff = Efficiency(*[jnp.full((len(GENERATIONS),), PRIOR[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])
-        return cls(eff, default_runtime(), {g: False for g in GENERATIONS}, {"note": "prior values, not fitted"})
+        return cls(
+            prior_efficiency(),
+            default_runtime(),
+            {g: False for g in GENERATIONS},
+            {"note": "prior values, not fitted"},
+        )
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Calibration:
+        if path is not None and not Path(path).exists():
+            raise ValueError(
+                f"calibration file {path} does not exist; run `dse calibrate -o {path}` or omit it"
+            )
         path = Path(path) if path else default_calibration_path()
         if not path.exists():
-            return cls.prior()
+            return cls.prior()  # every generation flagged uncalibrated in predictions
         with open(path) as f:
             data = yaml.safe_load(f) or {}
         per_gen = data.get("efficiency", {})
         unknown = set(per_gen) - set(GENERATIONS)
         if unknown:
-            raise ValueError(f"{path}: unknown generation(s) {sorted(unknown)}; expected {GENERATIONS}")
+            raise ValueError(
+                f"{path}: unknown generation(s) {sorted(unknown)}; expected {GENERATIONS}"
+            )
         cols = {f: [] for f in EFFICIENCY_FIELDS}
         fitted = {}
         for g in GENERATIONS:
@@ -64,7 +83,12 @@ class Calibration:
         bad = set(overrides) - set(Runtime.__dataclass_fields__)
         if bad:
             raise ValueError(f"{path}: unknown runtime field(s) {sorted(bad)}")
-        rt = Runtime(**{k: jnp.asarray(float(overrides.get(k, getattr(rt, k)))) for k in Runtime.__dataclass_fields__})
+        rt = Runtime(
+            **{
+                k: jnp.asarray(float(overrides.get(k, getattr(rt, k))))
+                for k in Runtime.__dataclass_fields__
+            }
+        )
         return cls(eff, rt, fitted, data.get("provenance", {}))
 
     def save(self, path: Path | str) -> None:
@@ -80,5 +104,7 @@ class Calibration:
         }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as f:
-            f.write("# Calibrated efficiencies, written by `dse calibrate`; see provenance below.\n")
+            f.write(
+                "# Calibrated efficiencies, written by `dse calibrate`; see provenance below.\n"
+            )
             yaml.safe_dump(data, f, sort_keys=False, width=100)

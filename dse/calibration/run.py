@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import load_catalog
-from ..model.efficiency import default_runtime
 from ..model.batched import evaluate_many
+from ..model.efficiency import default_runtime
 from .data import METRICS, default_measurements_path, load_measurements
 from .fit import fit, predict_metrics, theta_to_calibration
 from .params import Calibration, default_calibration_path
@@ -62,11 +62,19 @@ def validate(
     measured = load_measurements(src, catalog)
     cal = Calibration.load(calibration) if calibration else Calibration.load()
     m = evaluate_many(
-        measured.archs, measured.hws, cal.efficiency, cal.runtime, measured.model_idx, measured.hw_idx, measured.designs
+        measured.archs,
+        measured.hws,
+        cal.efficiency,
+        cal.runtime,
+        measured.model_idx,
+        measured.hw_idx,
+        measured.designs,
     )
     pred = np.stack([np.asarray(getattr(m, k)) for k in METRICS], axis=1)
     errors = errors_frame(pred, measured, np.asarray(m.feasible))
-    print(f"dse validate: {len(measured.target)} measured scenarios, {len(errors)} measured metrics ({src.name})")
+    print(
+        f"dse validate: {len(measured.target)} measured scenarios, {len(errors)} measured metrics ({src.name})"
+    )
     for s in measured.skipped:
         print(f"  skipped {s}")
     _print_tables(errors, "in-sample (calibrated on these points)")
@@ -76,7 +84,9 @@ def validate(
         _print_tables(cv, f"held-out ({folds}-fold cross-validation: refit without each fold)")
         md.insert(0, error_report_markdown(cv, f"Held-out ({folds}-fold cross-validation)"))
         errors = errors.merge(
-            cv[["id", "metric", "predicted", "error_pct"]].rename(columns={"predicted": "predicted_cv", "error_pct": "error_pct_cv"}),
+            cv[["id", "metric", "predicted", "error_pct"]].rename(
+                columns={"predicted": "predicted_cv", "error_pct": "error_pct_cv"}
+            ),
             on=["id", "metric"],
         )
     if markdown:

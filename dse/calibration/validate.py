@@ -35,7 +35,9 @@ def errors_frame(pred: np.ndarray, data: CalibrationData, feasible: np.ndarray) 
     return pd.DataFrame(recs)
 
 
-def cross_validate(data: CalibrationData, base_rt: Runtime, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+def cross_validate(
+    data: CalibrationData, base_rt: Runtime, folds: int = 5, seed: int = 0
+) -> pd.DataFrame:
     """Held-out predictions for every measured point (k-fold over scenarios)."""
     n = len(data.target)
     order = np.random.default_rng(seed).permutation(n)
@@ -55,16 +57,23 @@ def summary(errors: pd.DataFrame, by: str) -> pd.DataFrame:
     """Median and 90th-percentile absolute % error per group (and the count)."""
     e = errors.assign(abs_err=errors["error_pct"].abs())
     g = e.groupby(by)["abs_err"]
-    out = pd.DataFrame({"n": g.size(), "median_abs_pct": g.median(), "p90_abs_pct": g.quantile(0.9)})
+    out = pd.DataFrame(
+        {"n": g.size(), "median_abs_pct": g.median(), "p90_abs_pct": g.quantile(0.9)}
+    )
     return out.round(1)
 
 
 def phase_group(errors: pd.DataFrame) -> pd.Series:
     """prefill/decode (latency of one phase) vs serve throughput vs serve latency."""
+
     def label(r):
         if r["phase"] in ("prefill", "decode"):
             return f"{r['phase']}:{r['metric']}"
-        return "serve:throughput" if r["metric"] in ("tok_s_gpu", "input_tok_s_gpu") else f"serve:{r['metric']}"
+        return (
+            "serve:throughput"
+            if r["metric"] in ("tok_s_gpu", "input_tok_s_gpu")
+            else f"serve:{r['metric']}"
+        )
 
     return errors.apply(label, axis=1)
 
@@ -82,6 +91,11 @@ def markdown_table(frame: pd.DataFrame, index_name: str) -> str:
 def error_report_markdown(errors: pd.DataFrame, title: str) -> str:
     errors = errors.assign(phase_metric=phase_group(errors))
     parts = [f"**{title}**", ""]
-    for by, name in (("phase_metric", "phase:metric"), ("hardware", "hardware"), ("model", "model"), ("source", "source")):
+    for by, name in (
+        ("phase_metric", "phase:metric"),
+        ("hardware", "hardware"),
+        ("model", "model"),
+        ("source", "source"),
+    ):
         parts += [markdown_table(summary(errors, by), name), ""]
     return "\n".join(parts)

@@ -1,14 +1,25 @@
 """Catalogs: model architectures and hardware, loaded from ``conf/`` YAML into pytrees."""
 
-from .architecture import ARCH_FIELDS as ARCH_FIELDS, Architecture as Architecture
+from .architecture import ARCH_FIELDS as ARCH_FIELDS
+from .architecture import Architecture as Architecture
 from .hardware import (
     GENERATIONS as GENERATIONS,
+)
+from .hardware import (
     HARDWARE_FIELDS as HARDWARE_FIELDS,
+)
+from .hardware import (
     Hardware as Hardware,
 )
 from .registry import (
     Catalog as Catalog,
+)
+from .registry import (
     CatalogError as CatalogError,
+)
+from .registry import (
     conf_dir as conf_dir,
+)
+from .registry import (
     load_catalog as load_catalog,
 )

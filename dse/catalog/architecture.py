@@ -14,7 +14,6 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-
 # Numeric fields of a model YAML (``architecture:`` mapping) and their defaults.
 # Every field is a float so that architectures stack into one pytree of arrays.
 ARCH_FIELDS: dict[str, float] = {
@@ -107,7 +106,12 @@ class Architecture(eqx.Module):
 
     def attention_params_per_layer(self) -> Array:
         """Weights of one attention block (projections, biases, q/k norms, sinks)."""
-        d, nh, nkv, hd = self.hidden_size, self.num_attention_heads, self.num_kv_heads, self.head_dim
+        d, nh, nkv, hd = (
+            self.hidden_size,
+            self.num_attention_heads,
+            self.num_kv_heads,
+            self.head_dim,
+        )
         gqa = d * nh * hd + 2.0 * d * nkv * hd + nh * hd * d
         gqa += self.attention_bias * (nh * hd + 2.0 * nkv * hd)
         gqa += self.o_proj_bias * d
@@ -136,7 +140,9 @@ class Architecture(eqx.Module):
         return 3.0 * d * f + self.expert_bias * (2.0 * f + d)
 
     def shared_expert_params(self) -> Array:
-        return self.num_shared_experts * 3.0 * self.hidden_size * self.shared_expert_intermediate_size
+        return (
+            self.num_shared_experts * 3.0 * self.hidden_size * self.shared_expert_intermediate_size
+        )
 
     def router_params(self) -> Array:
         return self.num_experts * self.hidden_size + self.router_bias * self.num_experts

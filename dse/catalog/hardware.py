@@ -14,7 +14,6 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-
 # Numeric fields of an accelerator YAML and their defaults (0 = absent / not supported).
 HARDWARE_FIELDS: dict[str, float] = {
     "bf16_tflops": 0.0,  # dense (no 2:4 sparsity) tensor-core peak

@@ -65,7 +65,9 @@ def _read_yaml(path: Path) -> dict:
         with open(path) as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise CatalogError(f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax") from e
+        raise CatalogError(
+            f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax"
+        ) from e
     if not isinstance(data, dict):
         raise CatalogError(f"{path}: expected a mapping at top level")
     return data
@@ -118,7 +120,9 @@ class Catalog:
                 if key not in allowed:
                     close = difflib.get_close_matches(key, sorted(allowed), n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise CatalogError(f"{path}: unknown field {key!r}{hint} (schema: conf/hardware/README.md)")
+                    raise CatalogError(
+                        f"{path}: unknown field {key!r}{hint} (schema: conf/hardware/README.md)"
+                    )
             try:
                 if kind == "cpu":
                     vals = {k: float(data.get(k, d) or 0.0) for k, d in HOST_FIELDS.items()}
@@ -127,7 +131,9 @@ class Catalog:
                 spec = {k: v for k, v in data.items() if k in HARDWARE_FIELDS}
                 hw = Hardware.from_mapping(spec, data["generation"])
             except (KeyError, TypeError, ValueError) as e:
-                raise CatalogError(f"{path}: {e}; see conf/hardware/README.md for the schema") from e
+                raise CatalogError(
+                    f"{path}: {e}; see conf/hardware/README.md for the schema"
+                ) from e
             self.hardware[path.stem] = HardwareEntry(
                 name=path.stem,
                 title=data.get("title", path.stem),
@@ -150,8 +156,6 @@ class Catalog:
         if key in self.hardware:
             return self.hardware[key]
         raise CatalogError(_unknown("hardware", name, list(self.hardware), "conf/hardware/"))
-
-
 
 
 _HW_METADATA = {"title", "vendor", "kind", "generation", "status", "host", "sources", "notes"}

@@ -1,12 +1,49 @@
 """The performance model: pure JAX functions of one design point (vmap/jit them to batch)."""
 
-from .design import DTYPE_BITS as DTYPE_BITS, MODES as MODES, PHASES as PHASES, Design as Design, make_design as make_design
+from .design import (
+    DTYPE_BITS as DTYPE_BITS,
+)
+from .design import (
+    MODES as MODES,
+)
+from .design import (
+    PHASES as PHASES,
+)
+from .design import (
+    Design as Design,
+)
+from .design import (
+    make_design as make_design,
+)
 from .efficiency import (
     EFFICIENCY_FIELDS as EFFICIENCY_FIELDS,
+)
+from .efficiency import (
     Efficiency as Efficiency,
+)
+from .efficiency import (
     Runtime as Runtime,
+)
+from .efficiency import (
     default_runtime as default_runtime,
+)
+from .efficiency import (
     prior_efficiency as prior_efficiency,
 )
-from .metrics import BOUNDS as BOUNDS, METRIC_FIELDS as METRIC_FIELDS, REASON_TEXT as REASON_TEXT, REASONS as REASONS, Metrics as Metrics
-from .serving import evaluate as evaluate, tokens_per_step as tokens_per_step
+from .metrics import (
+    BOUNDS as BOUNDS,
+)
+from .metrics import (
+    METRIC_FIELDS as METRIC_FIELDS,
+)
+from .metrics import (
+    REASON_TEXT as REASON_TEXT,
+)
+from .metrics import (
+    REASONS as REASONS,
+)
+from .metrics import (
+    Metrics as Metrics,
+)
+from .serving import evaluate as evaluate
+from .serving import tokens_per_step as tokens_per_step

@@ -32,7 +32,14 @@ def _take(tree, idx):
 
 
 def evaluate_indexed(
-    archs: Architecture, hws: Hardware, eff: Efficiency, rt: Runtime, model_idx, hw_idx, design: Design, path=None
+    archs: Architecture,
+    hws: Hardware,
+    eff: Efficiency,
+    rt: Runtime,
+    model_idx,
+    hw_idx,
+    design: Design,
+    path=None,
 ) -> Metrics:
     """Metrics of one design point whose architecture and hardware are rows of stacked tables."""
     return evaluate(_take(archs, model_idx), _take(hws, hw_idx), eff, rt, design, path=path)
@@ -41,14 +48,18 @@ def evaluate_indexed(
 @functools.partial(jax.jit, static_argnames=("path",))
 def _evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs, path=None):
     fn = functools.partial(evaluate_indexed, path=path)
-    return jax.vmap(fn, in_axes=(None, None, None, None, 0, 0, 0))(archs, hws, eff, rt, model_idx, hw_idx, designs)
+    return jax.vmap(fn, in_axes=(None, None, None, None, 0, 0, 0))(
+        archs, hws, eff, rt, model_idx, hw_idx, designs
+    )
 
 
 def _bucket(n: int) -> int:
     return max(256, 1 << (max(n, 1) - 1).bit_length())
 
 
-def evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk: int = 1 << 18) -> Metrics:
+def evaluate_many(
+    archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk: int = 1 << 18
+) -> Metrics:
     """Evaluate ``len(model_idx)`` designs; returns Metrics of numpy arrays (host memory).
 
     Designs are grouped by serving path (prefill / decode / aggregated / disaggregated serve) so
@@ -85,7 +96,14 @@ def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chu
             return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
 
         out = _evaluate_many(
-            archs, hws, eff, rt, piece(model_idx), piece(hw_idx), jax.tree.map(piece, designs), path=path
+            archs,
+            hws,
+            eff,
+            rt,
+            piece(model_idx),
+            piece(hw_idx),
+            jax.tree.map(piece, designs),
+            path=path,
         )
         outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)

@@ -40,7 +40,9 @@ def _latency(hw: Hardware, group: Array, rt: Runtime, eff: Efficiency) -> Array:
     return jnp.where(crosses, rt.latency_scaleout_us, eff.collective_latency_us) * 1e-6
 
 
-def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime) -> Array:
+def all_reduce_time(
+    nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime
+) -> Array:
     """Ring all-reduce of ``nbytes`` per GPU over ``group`` GPUs (0 for a group of one)."""
     active = group > 1.0
     inside = jnp.minimum(group, hw.scaleup_domain)
@@ -54,7 +56,9 @@ def all_reduce_time(nbytes: Array, group: Array, hw: Hardware, eff: Efficiency, 
     return jnp.where(active, t_in + t_out + _latency(hw, group, rt, eff), 0.0)
 
 
-def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, crosses: Array) -> Array:
+def send_recv_time(
+    nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, crosses: Array
+) -> Array:
     """Point-to-point activation hand-off between pipeline stages."""
     rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))
     lat = jnp.where(crosses, rt.latency_scaleout_us, eff.collective_latency_us) * 1e-6
@@ -62,7 +66,12 @@ def send_recv_time(nbytes: Array, hw: Hardware, eff: Efficiency, rt: Runtime, cr
 
 
 def moe_all_to_all_time(
-    scaleup_bytes: Array, scaleout_bytes: Array, group: Array, hw: Hardware, eff: Efficiency, rt: Runtime
+    scaleup_bytes: Array,
+    scaleout_bytes: Array,
+    group: Array,
+    hw: Hardware,
+    eff: Efficiency,
+    rt: Runtime,
 ) -> Array:
     """MoE dispatch+combine with the byte split already known: ``scaleup_bytes`` over the
     domain's links, ``scaleout_bytes`` over the NIC (0 when the group fits in one domain);

@@ -12,10 +12,10 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-
 PHASES = ("prefill", "decode", "serve")
 MODES = ("agg", "disagg")
 DTYPE_BITS = {"fp4": 4.0, "fp8": 8.0, "bf16": 16.0, "fp16": 16.0}
+
 
 # Bytes per element including block-scale overhead: NVFP4 carries one FP8 scale per 16 values
 # (+0.5 bit/value), MXFP4 one E8M0 scale per 32 (+0.25); we use NVFP4's 4.5 bits

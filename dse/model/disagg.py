@@ -67,7 +67,9 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     per_rank = jnp.maximum(safe_div(s.rt.chunk_tokens, new), 1.0)
     pre = forward_cost(p, (Segment(per_rank, new, d.prefix, absorbed=False),), per_rank)
     p_gpus = p.design.tp * p.design.dp
-    prefill_req_rate = safe_div(d.prefill_gpus, p_gpus) * p.design.dp * safe_div(per_rank, pre.total)
+    prefill_req_rate = (
+        safe_div(d.prefill_gpus, p_gpus) * p.design.dp * safe_div(per_rank, pre.total)
+    )
 
     rate = jnp.minimum(prefill_req_rate, decode_req_rate)
     # Prefill-limited: fewer sequences are decoding at once (Little's law), so steps are faster.
@@ -75,9 +77,13 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     dec2 = decode_step(jnp.maximum(active, 1e-9))
     tpot = dec2.total / tau
 
-    one = forward_cost(p, (Segment(jnp.asarray(1.0), new, d.prefix, absorbed=False),), jnp.asarray(1.0))
+    one = forward_cost(
+        p, (Segment(jnp.asarray(1.0), new, d.prefix, absorbed=False),), jnp.asarray(1.0)
+    )
     kv_total = kv_bytes_per_token_layer(a, d.kv_bits) * a.num_layers * d.isl
-    handoff = safe_div(kv_total, s.hw.scaleout_bandwidth * s.eff.link_eff * jnp.minimum(d.gpus, 8.0))
+    handoff = safe_div(
+        kv_total, s.hw.scaleout_bandwidth * s.eff.link_eff * jnp.minimum(d.gpus, 8.0)
+    )
     # Closed loop at fixed concurrency C (Little's law): C = X (TTFT + osl TPOT), so whatever of
     # a request's time in the system is not decoding is spent waiting for and in prefill.
     in_flight = jnp.where(d.concurrency > 0, d.concurrency, batch * workers)
@@ -85,9 +91,13 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     ttft = jnp.maximum(one.total + handoff, closed_loop)
 
     ok_pools = (d.prefill_gpus > 0) & (d.decode_gpus >= d.gpus)
-    fits = (cap >= 1.0) & (memory_per_gpu(p, per_rank * p.design.dp, d.isl, spec) <= usable_bytes(p))
+    fits = (cap >= 1.0) & (
+        memory_per_gpu(p, per_rank * p.design.dp, d.isl, spec) <= usable_bytes(p)
+    )
     feasible = ok_pools & fits
-    reason = jnp.where(ok_pools, jnp.where(fits, 0.0, REASONS["no_sequence_fits"]), REASONS["disagg_pools_missing"])
+    reason = jnp.where(
+        ok_pools, jnp.where(fits, 0.0, REASONS["no_sequence_fits"]), REASONS["disagg_pools_missing"]
+    )
     total_gpus = jnp.maximum(d.prefill_gpus + d.decode_gpus, 1.0)
     bound = jnp.where(prefill_req_rate < decode_req_rate, 4.0, bound_code(dec2))
     return DisaggResult(

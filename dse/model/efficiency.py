@@ -36,7 +36,6 @@ from jax import Array
 
 from ..catalog.hardware import GENERATIONS
 
-
 EFFICIENCY_FIELDS = (
     "gemm_mfu_fp4",
     "gemm_mfu_fp8",
@@ -100,7 +99,9 @@ class Efficiency(eqx.Module):
 
     def gemm_mfu(self, bits: Array) -> Array:
         return jnp.where(
-            bits <= 4.0, self.gemm_mfu_fp4, jnp.where(bits <= 8.0, self.gemm_mfu_fp8, self.gemm_mfu_bf16)
+            bits <= 4.0,
+            self.gemm_mfu_fp4,
+            jnp.where(bits <= 8.0, self.gemm_mfu_fp8, self.gemm_mfu_bf16),
         )
 
 

@@ -27,7 +27,6 @@ from .efficiency import Efficiency, Runtime
 from .numerics import safe_div, safe_pow
 from .roofline import Cost, gemm_efficiency, op_cost
 
-
 ACT_BYTES = 2.0  # activations and collectives in BF16
 
 
@@ -69,7 +68,9 @@ def _gemm(s: Setup, m: Array, params: Array, weight_bits: Array, k_in: Array, n_
     """One (possibly sharded) GEMM: ``m`` tokens through ``params`` weights on this GPU."""
     eff, hw = s.eff, s.hw
     flops = 2.0 * m * params
-    rate_c = hw.peak_flops(weight_bits) * gemm_efficiency(m, eff.gemm_mfu(weight_bits), eff.gemm_half_tokens)
+    rate_c = hw.peak_flops(weight_bits) * gemm_efficiency(
+        m, eff.gemm_mfu(weight_bits), eff.gemm_half_tokens
+    )
     nbytes = params * bytes_per_element(weight_bits) + m * (k_in + n_out) * ACT_BYTES
     return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu)
 
@@ -105,7 +106,9 @@ def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
         else:
             # Prefill MLA: decompress K/V of every cached position, then ordinary attention.
             per_pair_mla = 2.0 * (a.qk_nope_head_dim + a.qk_rope_head_dim) + 2.0 * a.v_head_dim
-            extra_mla = 2.0 * seg.seqs * seg.past * a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)
+            extra_mla = (
+                2.0 * seg.seqs * seg.past * a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)
+            )
         per_pair = jnp.where(a.mla > 0, per_pair_mla, 4.0 * a.head_dim)
         seg_flops = pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)
         if seg.absorbed:
@@ -126,7 +129,9 @@ def dense_mlp(s: Setup, tokens: Array, width: Array) -> Cost:
     """Gated MLP of intermediate ``width`` (dense layer or shared experts), TP-sharded."""
     a, d = s.arch, s.design
     params = 3.0 * a.hidden_size * width / d.tp
-    return _gemm(s, tokens, params, d.weight_bits, a.hidden_size + width / d.tp, width / d.tp + a.hidden_size)
+    return _gemm(
+        s, tokens, params, d.weight_bits, a.hidden_size + width / d.tp, width / d.tp + a.hidden_size
+    )
 
 
 def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
@@ -149,7 +154,10 @@ def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
     flops = 2.0 * gpu_routed * 3.0 * a.hidden_size * a.moe_intermediate_size
     mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)
     width = a.moe_intermediate_size / d.moe_tp
-    nbytes = params * bytes_per_element(d.weight_bits) + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
+    nbytes = (
+        params * bytes_per_element(d.weight_bits)
+        + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
+    )
     rate_c = hw.peak_flops(d.weight_bits) * mfu * eff.moe_eff
     cost = op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu * eff.moe_eff)
     router = _gemm(s, tokens, a.router_params(), jnp.asarray(16.0), a.hidden_size, a.num_experts)
@@ -172,10 +180,20 @@ def elementwise(s: Setup, tokens: Array) -> Cost:
     a, d = s.arch, s.design
     width = jnp.maximum(a.intermediate_size, a.moe_intermediate_size * a.experts_per_token) / d.tp
     nbytes = tokens * (6.0 * a.hidden_size + width) * ACT_BYTES
-    return op_cost(jnp.zeros_like(nbytes), nbytes, s.hw.peak_flops(jnp.asarray(16.0)), s.hw.mem_bandwidth * s.eff.mbu)
+    return op_cost(
+        jnp.zeros_like(nbytes),
+        nbytes,
+        s.hw.peak_flops(jnp.asarray(16.0)),
+        s.hw.mem_bandwidth * s.eff.mbu,
+    )
 
 
 def embedding(s: Setup, tokens: Array) -> Cost:
     """Gather of the input embeddings (one BF16 row of width d per token)."""
     nbytes = tokens * s.arch.hidden_size * ACT_BYTES * 2.0
-    return op_cost(jnp.zeros_like(nbytes), nbytes, s.hw.peak_flops(jnp.asarray(16.0)), s.hw.mem_bandwidth * s.eff.mbu)
+    return op_cost(
+        jnp.zeros_like(nbytes),
+        nbytes,
+        s.hw.peak_flops(jnp.asarray(16.0)),
+        s.hw.mem_bandwidth * s.eff.mbu,
+    )

@@ -21,7 +21,8 @@ def weight_bytes_per_gpu(s: Setup, with_draft: Array) -> Array:
     attn = a.num_layers * a.attention_params_per_layer() / d.tp
     dense = a.num_mlp_dense_layers * a.dense_mlp_params() / d.tp
     moe = a.num_moe_layers * (
-        a.num_experts * a.expert_params() / (d.tp * d.dp) + (a.shared_expert_params() + a.router_params()) / d.tp
+        a.num_experts * a.expert_params() / (d.tp * d.dp)
+        + (a.shared_expert_params() + a.router_params()) / d.tp
     )
     layers = (attn + dense + moe) * per_elem / d.pp
     # Embedding and output head stay BF16; with pp > 1 they sit on different stages.
@@ -68,4 +69,8 @@ def max_sequences(s: Setup, context: Array, with_draft: Array) -> Array:
 def memory_per_gpu(s: Setup, sequences: Array, context: Array, with_draft: Array) -> Array:
     """Bytes used on each GPU with ``sequences`` (whole instance) of ``context`` tokens."""
     per_rank = sequences / s.design.dp
-    return weight_bytes_per_gpu(s, with_draft) + workspace_bytes(s) + per_rank * kv_bytes_per_sequence_gpu(s, context)
+    return (
+        weight_bytes_per_gpu(s, with_draft)
+        + workspace_bytes(s)
+        + per_rank * kv_bytes_per_sequence_gpu(s, context)
+    )

@@ -8,7 +8,6 @@ from jax import Array
 
 from .roofline import Cost
 
-
 # Infeasibility reasons (float codes inside jit; names and fixes outside).
 REASONS: dict[str, float] = {
     "ok": 0.0,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-
 TINY = 1e-30
 
 
@@ -94,7 +93,9 @@ def expected_max_poisson(mean: Array, n: Array, terms: int = 14, switch: float =
         total = total + 1.0 - jnp.exp(n * jnp.log(jnp.clip(cdf, 1e-300, 1.0)))
         pmf = pmf * lam / k
         cdf = cdf + pmf
-    z = jnp.interp(jnp.log2(jnp.maximum(n, 1.0)), jnp.asarray(_NORMAL_MAX_LOG2N), jnp.asarray(_NORMAL_MAX))
+    z = jnp.interp(
+        jnp.log2(jnp.maximum(n, 1.0)), jnp.asarray(_NORMAL_MAX_LOG2N), jnp.asarray(_NORMAL_MAX)
+    )
     gauss = lam + jnp.sqrt(jnp.maximum(lam, switch)) * z + (z * z - 1.0) / 6.0
     blended = jnp.where(lam < switch, total, gauss)
     return jnp.where(n > 1.0, jnp.maximum(blended, lam), lam)

@@ -51,7 +51,9 @@ def gemm_efficiency(m: Array, mfu: Array, half_tokens: Array) -> Array:
     return mfu * safe_div(m, m + half_tokens)
 
 
-def op_cost(flops: Array, nbytes: Array, flops_rate: Array, bytes_rate: Array, p: int = ROOFLINE_P) -> Cost:
+def op_cost(
+    flops: Array, nbytes: Array, flops_rate: Array, bytes_rate: Array, p: int = ROOFLINE_P
+) -> Cost:
     """Smooth roofline time of one op; ``*_rate`` are *achieved* FLOP/s and B/s (> 0)."""
     t_compute = safe_div(flops, flops_rate)
     t_memory = safe_div(nbytes, bytes_rate)

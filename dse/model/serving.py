@@ -27,11 +27,16 @@ from .design import Design
 from .disagg import disaggregated_serve
 from .efficiency import Efficiency, Runtime
 from .layer import Segment, Setup
-from .memory import max_sequences, memory_per_gpu, usable_bytes, weight_bytes_per_gpu, workspace_bytes
+from .memory import (
+    max_sequences,
+    memory_per_gpu,
+    usable_bytes,
+    weight_bytes_per_gpu,
+    workspace_bytes,
+)
 from .metrics import REASONS, Metrics, bound_code
 from .numerics import expected_max_poisson, finite_or, safe_div, safe_pow
 from .step import draft_cost, forward_cost
-
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
 
@@ -61,7 +66,9 @@ def decode_context(design: Design) -> Array:
     return design.isl + 0.5 * design.osl
 
 
-def _metrics(ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap) -> Metrics:
+def _metrics(
+    ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap
+) -> Metrics:
     return Metrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
@@ -90,11 +97,15 @@ class _Common:
         self.spec = d.spec_k > 0
         self.ctx = decode_context(d)
         self.cap = max_sequences(s, self.ctx, self.spec)
-        self.weights_fit = weight_bytes_per_gpu(s, self.spec) + workspace_bytes(s) <= usable_bytes(s)
+        self.weights_fit = weight_bytes_per_gpu(s, self.spec) + workspace_bytes(s) <= usable_bytes(
+            s
+        )
         self.new = jnp.maximum(d.isl - d.prefix, 1.0)
 
     def reason(self, ok: Array, otherwise: float) -> Array:
-        return jnp.where(~self.weights_fit, REASONS["weights_exceed_memory"], jnp.where(ok, 0.0, otherwise))
+        return jnp.where(
+            ~self.weights_fit, REASONS["weights_exceed_memory"], jnp.where(ok, 0.0, otherwise)
+        )
 
 
 def _prefill(s: Setup, c: _Common) -> Metrics:
@@ -105,7 +116,19 @@ def _prefill(s: Setup, c: _Common) -> Metrics:
     ok = c.weights_fit & (mem <= usable_bytes(s))
     rate = safe_div(d.batch * c.new, cost.total) / d.gpus
     zero = jnp.zeros_like(cost.total)
-    return _metrics(cost.total, zero, zero, rate, mem, d.batch, ok, c.reason(ok, REASONS["kv_exceeds_memory"]), bound_code(cost), cost, c.cap)
+    return _metrics(
+        cost.total,
+        zero,
+        zero,
+        rate,
+        mem,
+        d.batch,
+        ok,
+        c.reason(ok, REASONS["kv_exceeds_memory"]),
+        bound_code(cost),
+        cost,
+        c.cap,
+    )
 
 
 def _decode(s: Setup, c: _Common) -> Metrics:
@@ -118,7 +141,19 @@ def _decode(s: Setup, c: _Common) -> Metrics:
     ok = c.weights_fit & (mem <= usable_bytes(s)) & (batch >= 1.0)
     zero = jnp.zeros_like(cost.total)
     tok_gpu = safe_div(batch * c.tau, cost.total) / d.gpus
-    return _metrics(zero, cost.total / c.tau, tok_gpu, zero, mem, batch, ok, c.reason(ok, REASONS["kv_exceeds_memory"]), bound_code(cost), cost, c.cap)
+    return _metrics(
+        zero,
+        cost.total / c.tau,
+        tok_gpu,
+        zero,
+        mem,
+        batch,
+        ok,
+        c.reason(ok, REASONS["kv_exceeds_memory"]),
+        bound_code(cost),
+        cost,
+        c.cap,
+    )
 
 
 def _serve_agg(s: Setup, c: _Common) -> Metrics:
@@ -134,14 +169,28 @@ def _serve_agg(s: Setup, c: _Common) -> Metrics:
     prompts = expected_max_poisson(micro * c.tau / osl, synced)
     admitted = Segment(prompts, c.new, d.prefix, absorbed=False)
     it = forward_cost(s, (dec, admitted), dec.tokens + admitted.seqs) + draft_cost(s, dec, d.spec_k)
-    first = forward_cost(s, (dec, Segment(jnp.ones_like(micro), c.new, d.prefix, absorbed=False)), dec.tokens + 1.0)
+    first = forward_cost(
+        s, (dec, Segment(jnp.ones_like(micro), c.new, d.prefix, absorbed=False)), dec.tokens + 1.0
+    )
     req_rate = safe_div(running * c.tau, it.total * osl)
     queue_wait = safe_div(jnp.maximum(wanted - running, 0.0), req_rate)
     ttft = first.total + 0.5 * it.total + queue_wait
     tok_gpu = safe_div(running * c.tau, it.total) / d.gpus
     ok = c.weights_fit & (c.cap >= 1.0)
     mem = memory_per_gpu(s, running, c.ctx, c.spec)
-    return _metrics(ttft, it.total / c.tau, tok_gpu, tok_gpu * c.new / osl, mem, running, ok, c.reason(ok, REASONS["no_sequence_fits"]), bound_code(it), it, c.cap)
+    return _metrics(
+        ttft,
+        it.total / c.tau,
+        tok_gpu,
+        tok_gpu * c.new / osl,
+        mem,
+        running,
+        ok,
+        c.reason(ok, REASONS["no_sequence_fits"]),
+        bound_code(it),
+        it,
+        c.cap,
+    )
 
 
 def _serve_disagg(s: Setup, c: _Common) -> Metrics:
@@ -154,7 +203,19 @@ def _serve_disagg(s: Setup, c: _Common) -> Metrics:
         jnp.where(r.reason > 0, r.reason, c.reason(r.feasible, REASONS["no_sequence_fits"])),
     )
     feasible = r.feasible & c.weights_fit
-    return _metrics(r.ttft, r.tpot, r.tok_s_gpu, r.tok_s_gpu * c.new / osl, r.memory, r.batch, feasible, reason, r.bound, r.cost, c.cap)
+    return _metrics(
+        r.ttft,
+        r.tpot,
+        r.tok_s_gpu,
+        r.tok_s_gpu * c.new / osl,
+        r.memory,
+        r.batch,
+        feasible,
+        reason,
+        r.bound,
+        r.cost,
+        c.cap,
+    )
 
 
 _PATH_FUNCS = (_prefill, _decode, _serve_agg, _serve_disagg)
@@ -182,6 +243,8 @@ def evaluate(
     else:
         outs = [f(s, c) for f in _PATH_FUNCS]
         d = design
-        idx = jnp.where(d.phase == 0.0, 0, jnp.where(d.phase == 1.0, 1, jnp.where(d.mode == 1.0, 3, 2)))
+        idx = jnp.where(
+            d.phase == 0.0, 0, jnp.where(d.phase == 1.0, 1, jnp.where(d.mode == 1.0, 3, 2))
+        )
         out = jax.tree.map(lambda *xs: jnp.stack(xs)[idx], *outs)
     return Metrics(*[finite_or(x, 0.0) for x in out.as_tuple()])

@@ -56,7 +56,14 @@ def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     domains = jnp.maximum(safe_div(d.ep, inside, 1.0), 1.0)
     hit = domains * (1.0 - safe_pow(jnp.clip(1.0 - 1.0 / domains, 0.0, 1.0), a.experts_per_token))
     remote_domains = hit * (domains - 1.0) / domains
-    t = moe_all_to_all_time(local_tokens * copies * per_copy, local_tokens * remote_domains * per_copy, d.ep, hw, s.eff, s.rt)
+    t = moe_all_to_all_time(
+        local_tokens * copies * per_copy,
+        local_tokens * remote_domains * per_copy,
+        d.ep,
+        hw,
+        s.eff,
+        s.rt,
+    )
     return network_cost(t)
 
 
@@ -78,7 +85,9 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     shared = dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
     moe_ops = (experts + shared).scale(a.num_moe_layers)
     # Expert outputs are reduced over MoE-TP ranks; with DP attention the token set is dp x wider.
-    moe_reduce = _tp_all_reduce(s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp)
+    moe_reduce = _tp_all_reduce(
+        s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp
+    )
     moe_comm = (_moe_all_to_all(s, tokens, imbalance) + moe_reduce).scale(a.num_moe_layers)
 
     ops = attn_ops + dense_ops + moe_ops + elementwise(s, tokens).scale(a.num_layers)
@@ -87,7 +96,9 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     hidden = s.eff.comm_overlap * jnp.minimum(ops.total, comm.total)
     total = ops + comm + network_cost(-hidden)
 
-    handoff = send_recv_time(tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain)
+    handoff = send_recv_time(
+        tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain
+    )
     total = total + network_cost(handoff * (d.pp - 1.0))
     total = total + logits(s, tokens_out) + embedding(s, tokens)
     seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))

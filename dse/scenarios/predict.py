@@ -31,7 +31,9 @@ def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | Non
     return scenarios, errors
 
 
-def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration: Calibration | None = None) -> pd.DataFrame:
+def predict_frame(
+    df: pd.DataFrame, catalog: Catalog | None = None, calibration: Calibration | None = None
+) -> pd.DataFrame:
     """Predictions for every row of ``df`` (the scenario schema); returns a new frame."""
     catalog = catalog or load_catalog()
     calibration = calibration or Calibration.load()
@@ -46,7 +48,19 @@ def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration:
         if col in out.columns:
             out = out.rename(columns={col: f"measured_{col}"})
     n = len(df)
-    res = {c: np.full(n, np.nan) for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb", "input_tok_s_gpu", "batch_used", "max_batch")}
+    res = {
+        c: np.full(n, np.nan)
+        for c in (
+            "ttft_ms",
+            "tpot_ms",
+            "tok_s_user",
+            "tok_s_gpu",
+            "memory_gb",
+            "input_tok_s_gpu",
+            "batch_used",
+            "max_batch",
+        )
+    }
     feasible = np.zeros(n, dtype=bool)
     reason = np.array(errors, dtype=object)
     bound = np.array([""] * n, dtype=object)
@@ -78,7 +92,9 @@ def predict_frame(df: pd.DataFrame, catalog: Catalog | None = None, calibration:
             v = scenarios[i].values
             wanted = v["concurrency"]
             if v["phase"] == 2.0 and v["mode"] == 0.0 and wanted > metrics.max_batch[j] >= 1.0:
-                notes.append(f"{wanted - metrics.max_batch[j]:.0f} of {wanted:g} requests queue (at most {metrics.max_batch[j]:.0f} fit)")
+                notes.append(
+                    f"{wanted - metrics.max_batch[j]:.0f} of {wanted:g} requests queue (at most {metrics.max_batch[j]:.0f} fit)"
+                )
             if not calibration.fitted.get(gen, False):
                 notes.append(f"efficiency uncalibrated for {gen} (prior values)")
             assumed[i] = "; ".join(notes)
@@ -106,5 +122,9 @@ def evaluate_scenarios(scenarios: list[Scenario], catalog: Catalog, calibration:
     model_idx = np.array([model_ids.index(s.model) for s in scenarios], dtype=np.int32)
     hw_idx = np.array([hw_names.index(s.hardware) for s in scenarios], dtype=np.int32)
     fields = Design.__dataclass_fields__
-    designs = Design(**{f: np.array([s.values[f] for s in scenarios], dtype=np.float64) for f in fields})
-    return evaluate_many(archs, hws, calibration.efficiency, calibration.runtime, model_idx, hw_idx, designs)
+    designs = Design(
+        **{f: np.array([s.values[f] for s in scenarios], dtype=np.float64) for f in fields}
+    )
+    return evaluate_many(
+        archs, hws, calibration.efficiency, calibration.runtime, model_idx, hw_idx, designs
+    )

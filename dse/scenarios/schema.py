@@ -10,16 +10,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..catalog import Catalog, CatalogError
+from ..catalog import Catalog
 from ..model.design import DTYPE_BITS, MODES, PHASES
-
 
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
     "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
     "spec_tokens_per_step", "prefill_gpus", "decode_gpus",
 )  # fmt: skip
-OUTPUT_COLUMNS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb", "feasible", "reason", "bound")
+OUTPUT_COLUMNS = (
+    "ttft_ms",
+    "tpot_ms",
+    "tok_s_user",
+    "tok_s_gpu",
+    "memory_gb",
+    "feasible",
+    "reason",
+    "bound",
+)
 EXTRA_OUTPUT_COLUMNS = ("input_tok_s_gpu", "batch_used", "max_batch", "assumed")
 
 
@@ -32,7 +40,11 @@ class Scenario:
 
 
 def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+    return (
+        v is None
+        or (isinstance(v, float) and math.isnan(v))
+        or (isinstance(v, str) and not v.strip())
+    )
 
 
 def _number(row: dict, col: str, *, integer: bool = False, minimum: float = 0.0) -> float | None:
@@ -42,9 +54,13 @@ def _number(row: dict, col: str, *, integer: bool = False, minimum: float = 0.0)
     try:
         x = float(v)
     except (TypeError, ValueError):
-        raise ValueError(f"column {col}={v!r} is not a number; write a plain number or leave it blank")
+        raise ValueError(
+            f"column {col}={v!r} is not a number; write a plain number or leave it blank"
+        )
     if not math.isfinite(x):
-        raise ValueError(f"column {col}={v!r} is not finite; write a finite number or leave it blank")
+        raise ValueError(
+            f"column {col}={v!r} is not finite; write a finite number or leave it blank"
+        )
     if x < minimum:
         raise ValueError(f"column {col}={x:g} is below {minimum:g}; use a value >= {minimum:g}")
     if integer and x != int(x):
@@ -67,11 +83,15 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
     if _blank(row.get("model")):
         raise ValueError("column model is blank; give a Hugging Face id or alias from conf/model/")
     if _blank(row.get("hardware")):
-        raise ValueError("column hardware is blank; give a name from conf/hardware/ (e.g. h100_sxm)")
+        raise ValueError(
+            "column hardware is blank; give a name from conf/hardware/ (e.g. h100_sxm)"
+        )
     model = catalog.model(str(row["model"]))
     hw = catalog.accelerator(str(row["hardware"]))
     if hw.kind != "gpu":
-        raise ValueError(f"hardware {hw.name!r} is a {hw.kind} part; dse predict models GPU instances (SRAM-first pools come with the stack issue)")
+        raise ValueError(
+            f"hardware {hw.name!r} is a {hw.kind} part; dse predict models GPU instances (SRAM-first pools come with the stack issue)"
+        )
     arch = model.arch
     assumed: list[str] = []
 
@@ -102,14 +122,18 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
             dp = gpus / pp  # "EP n" with no TP/DP given: attention data parallel (DEP)
             assumed.append(f"dp={dp:g} (from ep)")
     if tp is None and mode == "disagg" and not decode_gpus:
-        raise ValueError("mode=disagg row gives neither tp nor decode_gpus, so the decode worker's layout is unknown; set tp (and dp/ep)")
+        raise ValueError(
+            "mode=disagg row gives neither tp nor decode_gpus, so the decode worker's layout is unknown; set tp (and dp/ep)"
+        )
     if tp is None:
         worker = gpus if gpus is not None and mode == "agg" else (decode_gpus or gpus)
         if worker is None:
             raise ValueError("give tp (or gpus) so the parallel layout is known")
         tp = max(worker / (pp * dp), 1.0)
         if tp != int(tp):
-            raise ValueError(f"gpus={worker:g} is not divisible by pp*dp={pp * dp:g}; fix gpus, pp or dp")
+            raise ValueError(
+                f"gpus={worker:g} is not divisible by pp*dp={pp * dp:g}; fix gpus, pp or dp"
+            )
         assumed.append(f"tp={tp:g} (from gpus)")
     if ep is None:
         ep = 1.0
@@ -122,11 +146,15 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
             raise ValueError(f"gpus={gpus:g} but tp*pp*dp={layout:g}; make gpus equal tp*pp*dp")
     experts = float(arch.num_experts)
     if experts > 0 and ep > experts:
-        raise ValueError(f"ep={ep:g} exceeds the model's {experts:g} experts; use ep <= {experts:g}")
+        raise ValueError(
+            f"ep={ep:g} exceeds the model's {experts:g} experts; use ep <= {experts:g}"
+        )
     if experts == 0 and ep > 1:
         raise ValueError(f"ep={ep:g} but {model.id} is a dense model; set ep=1")
     if ep > 1 and (tp * dp) % ep:
-        raise ValueError(f"ep={ep:g} does not divide tp*dp={tp * dp:g}; EP is laid over the tp*dp ranks")
+        raise ValueError(
+            f"ep={ep:g} does not divide tp*dp={tp * dp:g}; EP is laid over the tp*dp ranks"
+        )
     heads = float(arch.num_attention_heads)
     if heads % tp:
         raise ValueError(f"tp={tp:g} does not divide the {heads:g} attention heads of {model.id}")
@@ -144,7 +172,9 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
             assumed.append("osl=1024")
     prefix = _number(row, "prefix") or 0.0
     if prefix >= isl:
-        raise ValueError(f"prefix={prefix:g} must be below isl={isl:g} (at least one uncached token)")
+        raise ValueError(
+            f"prefix={prefix:g} must be below isl={isl:g} (at least one uncached token)"
+        )
     spec_k = _number(row, "spec_k", integer=True) or 0.0
     tau = _number(row, "spec_tokens_per_step")
     if tau is not None and tau < 1:
@@ -167,10 +197,16 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         assumed.append("saturating (no concurrency)")
     if mode == "disagg" and phase == "serve":
         if prefill_gpus <= 0 or decode_gpus < layout:
-            raise ValueError("mode=disagg serve rows need prefill_gpus > 0 and decode_gpus >= tp*pp*dp")
+            raise ValueError(
+                "mode=disagg serve rows need prefill_gpus > 0 and decode_gpus >= tp*pp*dp"
+            )
         if decode_gpus % layout:
-            raise ValueError(f"decode_gpus={decode_gpus:g} is not a multiple of one decode worker (tp*pp*dp={layout:g})")
-        assumed.append("prefill workers: decode layout style, at most one decode worker's GPUs, pp=1")
+            raise ValueError(
+                f"decode_gpus={decode_gpus:g} is not a multiple of one decode worker (tp*pp*dp={layout:g})"
+            )
+        assumed.append(
+            "prefill workers: decode layout style, at most one decode worker's GPUs, pp=1"
+        )
     elif prefill_gpus or decode_gpus:
         assumed.append("prefill_gpus/decode_gpus ignored (only used by mode=disagg serve rows)")
     if concurrency == 0 and phase == "serve":
@@ -209,7 +245,9 @@ def check_columns(columns) -> tuple[list[str], list[str]]:
         elif name not in known and not name.startswith("measured_"):
             close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.8)
             if close:
-                warnings.append(f"column {name!r} is not in the schema (did you mean {close[0]!r}?); carried through unused")
+                warnings.append(
+                    f"column {name!r} is not in the schema (did you mean {close[0]!r}?); carried through unused"
+                )
     return errors, warnings
 
 
@@ -217,4 +255,4 @@ def arch_is_moe(arch) -> bool:
     return float(arch.num_experts) > 0
 
 
-__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "Scenario", "parse_row", "CatalogError"]
+__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "Scenario", "check_columns", "parse_row"]

@@ -10,7 +10,6 @@ from dse.calibration.fit import fit, initial_theta, predict_metrics
 from dse.calibration.validate import errors_frame, summary
 from dse.model.efficiency import default_runtime
 
-
 ROWS = [  # a small, diverse subset of the shipped measurements (dense, MoE, agg, disagg, decode)
     "trtllm-po10-llama318binstr-1xh100-1000-1000",
     "trtllm-po-llama3370binst-2xh200-1024-1024",
@@ -38,7 +37,11 @@ def test_calibration_file_round_trip(tmp_path):
     cal.save(tmp_path / "c.yaml")
     again = Calibration.load(tmp_path / "c.yaml")
     for f in cal.efficiency.__dataclass_fields__:
-        np.testing.assert_allclose(np.asarray(getattr(again.efficiency, f)), np.asarray(getattr(cal.efficiency, f)), rtol=1e-4)
+        np.testing.assert_allclose(
+            np.asarray(getattr(again.efficiency, f)),
+            np.asarray(getattr(cal.efficiency, f)),
+            rtol=1e-4,
+        )
     assert again.fitted == cal.fitted
 
 

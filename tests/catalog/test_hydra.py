@@ -8,7 +8,12 @@ from dse.catalog import HARDWARE_FIELDS, Architecture, Hardware, conf_dir
 
 @pytest.mark.parametrize(
     "model, hardware",
-    [("llama3.1-70b", "h100_sxm"), ("deepseek-r1", "gb200"), ("kimi-k2", "vr200"), ("gpt-oss-120b", "mi355x")],
+    [
+        ("llama3.1-70b", "h100_sxm"),
+        ("deepseek-r1", "gb200"),
+        ("kimi-k2", "vr200"),
+        ("gpt-oss-120b", "mi355x"),
+    ],
 )
 def test_catalog_groups_compose_and_build_pytrees(model, hardware, catalog):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):

@@ -6,7 +6,6 @@ import pytest
 from dse.catalog import CatalogError
 from dse.catalog.registry import _norm
 
-
 # The models the catalog must hold: Hugging Face id -> file stem.
 REQUIRED = {
     "meta-llama/Llama-3.1-8B-Instruct": "llama3.1-8b",

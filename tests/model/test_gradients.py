@@ -24,7 +24,16 @@ import pytest
 
 import dse.model.serving as serving_module
 from dse.model import METRIC_FIELDS, evaluate
-from tests.support import ACCELERATORS, MODELS, calibration, designs, metrics_matrix, random_rows, run, tables
+from tests.support import (
+    ACCELERATORS,
+    MODELS,
+    calibration,
+    designs,
+    metrics_matrix,
+    random_rows,
+    run,
+    tables,
+)
 
 HW_FIELDS = (
     "bf16_tflops",
@@ -54,7 +63,9 @@ def _objective(t, w, archs, hws, eff, rt, mi, hi, design, *, path):
     arch = jax.tree.map(lambda x: x[mi], archs)
     hw = jax.tree.map(lambda x: x[hi], hws)
     hw = eqx.tree_at(
-        lambda h: tuple(getattr(h, f) for f in HW_FIELDS), hw, tuple(getattr(hw, f) + t[i] for i, f in enumerate(HW_FIELDS))
+        lambda h: tuple(getattr(h, f) for f in HW_FIELDS),
+        hw,
+        tuple(getattr(hw, f) + t[i] for i, f in enumerate(HW_FIELDS)),
     )
     k = len(HW_FIELDS)
     design = eqx.tree_at(
@@ -82,9 +93,23 @@ def _run_path(path: int, rows: list[dict], t: np.ndarray, w: np.ndarray):
     w = np.concatenate([w, np.zeros((pad, w.shape[1]))])
     archs, hws = tables()
     cal = calibration()
-    mi = np.array([r["mi"] if "mi" in r else MODELS.index(r["model"]) for r in rows], dtype=np.int32)
-    hi = np.array([r["hi"] if "hi" in r else ACCELERATORS.index(r["hw"]) for r in rows], dtype=np.int32)
-    (value, m), grad = _batched_value_and_grad(path)(jnp.asarray(t), jnp.asarray(w), archs, hws, cal.efficiency, cal.runtime, mi, hi, designs(rows))
+    mi = np.array(
+        [r["mi"] if "mi" in r else MODELS.index(r["model"]) for r in rows], dtype=np.int32
+    )
+    hi = np.array(
+        [r["hi"] if "hi" in r else ACCELERATORS.index(r["hw"]) for r in rows], dtype=np.int32
+    )
+    (value, m), grad = _batched_value_and_grad(path)(
+        jnp.asarray(t),
+        jnp.asarray(w),
+        archs,
+        hws,
+        cal.efficiency,
+        cal.runtime,
+        mi,
+        hi,
+        designs(rows),
+    )
     return np.asarray(value)[:n], metrics_matrix(m)[:n], np.asarray(grad)[:n]
 
 
@@ -99,30 +124,176 @@ def field_values(row: dict) -> np.ndarray:
 # Representative designs for the finite-difference comparison. Values are generic (away from
 # the kinks of min/max/where), so the model is differentiable there.
 FD_DESIGNS = {
-    "prefill-dense-tp4": dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, phase=PREFILL, batch=3, isl=3000, prefix=500, osl=200),
-    "prefill-moe-dep8": dict(model="deepseek-v3", hw="b200", dp=8, ep=8, weight_bits=4, kv_bits=8, phase=PREFILL, batch=16, isl=4096, prefix=1024, osl=300),
-    "decode-dense-spec": dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, phase=DECODE, batch=17, isl=2000, osl=500, prefix=100, spec_k=2, spec_tokens_per_step=2.3),
-    "decode-moe-dep16": dict(model="deepseek-v3", hw="b200", dp=16, ep=16, weight_bits=4, kv_bits=8, phase=DECODE, batch=300, isl=1500, osl=700, prefix=200, spec_k=3, spec_tokens_per_step=2.6),
-    "serve-dense-tp4": dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, phase=SERVE, concurrency=24, isl=2000, osl=500, prefix=300, spec_k=2, spec_tokens_per_step=2.3),
-    "serve-moe-dep16": dict(model="deepseek-v3", hw="b200", dp=16, ep=16, weight_bits=4, kv_bits=8, phase=SERVE, concurrency=700, isl=3000, osl=800, prefix=1000),
-    "serve-moe-queue": dict(model="mixtral-8x7b", hw="mi300x", tp=2, phase=SERVE, concurrency=5000, isl=4000, osl=1000, prefix=10),
-    "disagg-moe-dep16": dict(model="deepseek-v3", hw="gb200", dp=16, ep=16, weight_bits=4, kv_bits=8, phase=SERVE, mode=1.0, concurrency=2048, isl=8192, osl=1024, prefix=50, prefill_gpus=16, decode_gpus=16),
-    "disagg-dense-tp8": dict(model="llama3.1-70b", hw="h200_sxm", tp=8, weight_bits=8, kv_bits=8, phase=SERVE, mode=1.0, concurrency=100, isl=4000, osl=500, prefix=500, prefill_gpus=8, decode_gpus=16, spec_k=1, spec_tokens_per_step=1.6),
+    "prefill-dense-tp4": dict(
+        model="llama3.1-70b",
+        hw="h100_sxm",
+        tp=4,
+        weight_bits=8,
+        kv_bits=8,
+        phase=PREFILL,
+        batch=3,
+        isl=3000,
+        prefix=500,
+        osl=200,
+    ),
+    "prefill-moe-dep8": dict(
+        model="deepseek-v3",
+        hw="b200",
+        dp=8,
+        ep=8,
+        weight_bits=4,
+        kv_bits=8,
+        phase=PREFILL,
+        batch=16,
+        isl=4096,
+        prefix=1024,
+        osl=300,
+    ),
+    "decode-dense-spec": dict(
+        model="llama3.1-70b",
+        hw="h100_sxm",
+        tp=4,
+        weight_bits=8,
+        kv_bits=8,
+        phase=DECODE,
+        batch=17,
+        isl=2000,
+        osl=500,
+        prefix=100,
+        spec_k=2,
+        spec_tokens_per_step=2.3,
+    ),
+    "decode-moe-dep16": dict(
+        model="deepseek-v3",
+        hw="b200",
+        dp=16,
+        ep=16,
+        weight_bits=4,
+        kv_bits=8,
+        phase=DECODE,
+        batch=300,
+        isl=1500,
+        osl=700,
+        prefix=200,
+        spec_k=3,
+        spec_tokens_per_step=2.6,
+    ),
+    "serve-dense-tp4": dict(
+        model="llama3.1-70b",
+        hw="h100_sxm",
+        tp=4,
+        weight_bits=8,
+        kv_bits=8,
+        phase=SERVE,
+        concurrency=24,
+        isl=2000,
+        osl=500,
+        prefix=300,
+        spec_k=2,
+        spec_tokens_per_step=2.3,
+    ),
+    "serve-moe-dep16": dict(
+        model="deepseek-v3",
+        hw="b200",
+        dp=16,
+        ep=16,
+        weight_bits=4,
+        kv_bits=8,
+        phase=SERVE,
+        concurrency=700,
+        isl=3000,
+        osl=800,
+        prefix=1000,
+    ),
+    "serve-moe-queue": dict(
+        model="mixtral-8x7b",
+        hw="mi300x",
+        tp=2,
+        phase=SERVE,
+        concurrency=5000,
+        isl=4000,
+        osl=1000,
+        prefix=10,
+    ),
+    "disagg-moe-dep16": dict(
+        model="deepseek-v3",
+        hw="gb200",
+        dp=16,
+        ep=16,
+        weight_bits=4,
+        kv_bits=8,
+        phase=SERVE,
+        mode=1.0,
+        concurrency=2048,
+        isl=8192,
+        osl=1024,
+        prefix=50,
+        prefill_gpus=16,
+        decode_gpus=16,
+    ),
+    "disagg-dense-tp8": dict(
+        model="llama3.1-70b",
+        hw="h200_sxm",
+        tp=8,
+        weight_bits=8,
+        kv_bits=8,
+        phase=SERVE,
+        mode=1.0,
+        concurrency=100,
+        isl=4000,
+        osl=500,
+        prefix=500,
+        prefill_gpus=8,
+        decode_gpus=16,
+        spec_k=1,
+        spec_tokens_per_step=1.6,
+    ),
 }
 
 # Corner cases that must still have finite gradients (no finite-difference check: kinks).
 CORNERS = [
-    dict(model="llama3.1-405b", hw="h100_sxm", phase=p, mode=mode, batch=b, concurrency=c, prefill_gpus=1, decode_gpus=1)
+    dict(
+        model="llama3.1-405b",
+        hw="h100_sxm",
+        phase=p,
+        mode=mode,
+        batch=b,
+        concurrency=c,
+        prefill_gpus=1,
+        decode_gpus=1,
+    )
     for p, mode in ((PREFILL, 0.0), (DECODE, 0.0), (SERVE, 0.0), (SERVE, 1.0))
     for b, c in ((1, 1), (0, 0))
 ] + [
     dict(model="llama3.1-8b", hw="h100_sxm", phase=DECODE, batch=0),  # saturating decode
-    dict(model="llama3.1-8b", hw="h100_sxm", phase=SERVE, concurrency=0, spec_k=3),  # acceptance formula
-    dict(model="llama3.1-8b", hw="gb200", phase=SERVE, mode=1.0, prefill_gpus=0, decode_gpus=0),  # pools missing
+    dict(
+        model="llama3.1-8b", hw="h100_sxm", phase=SERVE, concurrency=0, spec_k=3
+    ),  # acceptance formula
+    dict(
+        model="llama3.1-8b", hw="gb200", phase=SERVE, mode=1.0, prefill_gpus=0, decode_gpus=0
+    ),  # pools missing
     dict(model="llama3.1-70b", hw="h100_sxm", phase=DECODE, batch=1e6),  # KV far beyond memory
     dict(model="llama3.1-8b", hw="mi300x", phase=PREFILL, batch=1, isl=1, osl=1),
-    dict(model="gpt-oss-120b", hw="h100_sxm", weight_bits=4, phase=SERVE, concurrency=0, isl=200000, osl=1),
-    dict(model="qwen3-235b-a22b", hw="b200", dp=8, ep=8, phase=SERVE, mode=1.0, concurrency=0, prefill_gpus=3, decode_gpus=8),
+    dict(
+        model="gpt-oss-120b",
+        hw="h100_sxm",
+        weight_bits=4,
+        phase=SERVE,
+        concurrency=0,
+        isl=200000,
+        osl=1,
+    ),
+    dict(
+        model="qwen3-235b-a22b",
+        hw="b200",
+        dp=8,
+        ep=8,
+        phase=SERVE,
+        mode=1.0,
+        concurrency=0,
+        prefill_gpus=3,
+        decode_gpus=8,
+    ),
 ]
 
 
@@ -137,7 +308,15 @@ def results():
         for i in range(len(FIELDS)):
             h = REL_STEP * (abs(x[i]) if x[i] != 0 else 1.0)
             for sign in (1.0, -1.0):
-                jobs.append(("fd", (name, i, sign, h), row, sign * h * np.eye(len(FIELDS))[i], np.zeros(len(OUTPUTS))))
+                jobs.append(
+                    (
+                        "fd",
+                        (name, i, sign, h),
+                        row,
+                        sign * h * np.eye(len(FIELDS))[i],
+                        np.zeros(len(OUTPUTS)),
+                    )
+                )
     for j, row in enumerate(CORNERS):
         jobs.append(("corner", j, row, np.zeros(len(FIELDS)), np.ones(len(OUTPUTS))))
     grid = random_rows(200, seed=0)
@@ -150,7 +329,10 @@ def results():
         for path in range(4):
             mine = [job for job in jobs if path_of(job[2]) == path]
             value, metrics, grad = _run_path(
-                path, [j[2] for j in mine], np.stack([j[3] for j in mine]), np.stack([j[4] for j in mine])
+                path,
+                [j[2] for j in mine],
+                np.stack([j[3] for j in mine]),
+                np.stack([j[4] for j in mine]),
             )
             for n, job in enumerate(mine):
                 out[(job[0], job[1])] = (value[n], metrics[n], grad[n])
@@ -177,7 +359,9 @@ def test_gradients_match_central_differences(results):
                 e_fd, e_ad = fd * x[i], grad[i] * x[i]
                 checked += 1
                 if not abs(e_fd - e_ad) <= 1e-4 * abs(e_ad) + 1e-7 * abs(f0):
-                    failures.append(f"{name} d{output}/d{field}: autodiff {grad[i]:.6g}, finite diff {fd:.6g}")
+                    failures.append(
+                        f"{name} d{output}/d{field}: autodiff {grad[i]:.6g}, finite diff {fd:.6g}"
+                    )
     assert not failures, "\n".join(failures)
     assert checked > 250
 
@@ -214,8 +398,16 @@ def test_gradients_finite_everywhere(results):
         if key[0] not in ("corner", "grid", "grad"):
             continue
         if not (np.isfinite(value) and np.all(np.isfinite(metrics)) and np.all(np.isfinite(grad))):
-            row = CORNERS[key[1]] if key[0] == "corner" else results["grid"][key[1]] if key[0] == "grid" else key
-            bad.append(f"{key}: value {value}, non-finite grads {[FIELDS[i] for i in np.nonzero(~np.isfinite(grad))[0]]}, row {row}")
+            row = (
+                CORNERS[key[1]]
+                if key[0] == "corner"
+                else results["grid"][key[1]]
+                if key[0] == "grid"
+                else key
+            )
+            bad.append(
+                f"{key}: value {value}, non-finite grads {[FIELDS[i] for i in np.nonzero(~np.isfinite(grad))[0]]}, row {row}"
+            )
     assert not bad, "\n".join(bad[:10])
 
 
@@ -230,8 +422,8 @@ def test_finite_or_is_never_needed(results):
 def test_gradient_of_a_single_field_via_tree_at():
     """The plain pattern: a scalar function that rebuilds the pytree, differentiated by jax.grad
     (one small design, decode path only; checks the vmapped machinery above is not needed)."""
-    from tests.support import arch, hardware
     from dse.model import make_design
+    from tests.support import arch, hardware
 
     cal = calibration()
     a, hw = arch("llama3.1-8b"), hardware("h100_sxm")

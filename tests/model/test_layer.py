@@ -66,15 +66,21 @@ def test_hand_counts_match_catalog_architecture():
 @pytest.mark.parametrize("bits", [16.0, 8.0, 4.0])
 def test_attention_projection_flops(m, bits):
     s = setup("llama3.1-70b", weight_bits=bits)
-    assert flops_of(attention_projections(s, f64(m))) == pytest.approx(2 * m * ATTN_PARAMS, rel=1e-12)
+    assert flops_of(attention_projections(s, f64(m))) == pytest.approx(
+        2 * m * ATTN_PARAMS, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("tp", [1.0, 2.0, 8.0])
 def test_projection_and_mlp_flops_split_over_tp(tp):
     s = setup("llama3.1-70b", tp=tp)
     m = 300.0
-    assert flops_of(attention_projections(s, f64(m))) == pytest.approx(2 * m * ATTN_PARAMS / tp, rel=1e-12)
-    assert flops_of(dense_mlp(s, f64(m), f64(FFN))) == pytest.approx(2 * m * MLP_PARAMS / tp, rel=1e-12)
+    assert flops_of(attention_projections(s, f64(m))) == pytest.approx(
+        2 * m * ATTN_PARAMS / tp, rel=1e-12
+    )
+    assert flops_of(dense_mlp(s, f64(m), f64(FFN))) == pytest.approx(
+        2 * m * MLP_PARAMS / tp, rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("m", [1.0, 33.0, 8192.0])
@@ -115,7 +121,9 @@ def test_moe_expert_flops(layout):
     a = arch("deepseek-v3")
     d, f, k, e = 7168, 2048, 8, 256
     router = e * d + e  # weights + score-correction bias
-    rt = eqx.tree_at(lambda r: r.moe_imbalance, default_runtime(), f64(1.0))  # perfectly balanced experts
+    rt = eqx.tree_at(
+        lambda r: r.moe_imbalance, default_runtime(), f64(1.0)
+    )  # perfectly balanced experts
     s = setup("deepseek-v3", rt=rt, **layout)
     tokens = 64.0  # per DP rank
     tp, dp = layout.get("tp", 1.0), layout.get("dp", 1.0)
@@ -167,7 +175,9 @@ def test_gqa_attention_core_flops(segs, tp):
     s = setup("llama3.1-70b", tp=tp)
     segments = tuple(Segment(f64(n), f64(q), f64(p), absorbed=(q == 1.0)) for n, q, p in segs)
     expected = sum(4 * HD * (NH / tp) * gqa_pairs(n, q, p) for n, q, p in segs)
-    assert flops_of(attention_core(s, segments, sliding=False)) == pytest.approx(expected, rel=1e-12)
+    assert flops_of(attention_core(s, segments, sliding=False)) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_mla_attention_core_flops():
@@ -179,7 +189,9 @@ def test_mla_attention_core_flops():
     assert flops_of(attention_core(s, (seg,), sliding=False)) == pytest.approx(expected, rel=1e-12)
     # Prefill: decompress K/V of the cached prefix, then ordinary 192/128-dim attention.
     seg = Segment(f64(2.0), f64(256.0), f64(1024.0), absorbed=False)
-    expected = heads * (gqa_pairs(2, 256, 1024) * (2 * (nope + rope) + 2 * v) + 2 * 2 * 1024 * latent * (nope + v))
+    expected = heads * (
+        gqa_pairs(2, 256, 1024) * (2 * (nope + rope) + 2 * v) + 2 * 2 * 1024 * latent * (nope + v)
+    )
     assert flops_of(attention_core(s, (seg,), sliding=False)) == pytest.approx(expected, rel=1e-12)
 
 
@@ -248,7 +260,9 @@ def test_tp_shards_sum_to_the_checkpoint():
         s = setup(model, tp=8.0, weight_bits=16.0)
         total = 8 * float(weight_bytes_per_gpu(s, f64(0.0) > 0))
         norms = float(a.num_layers) * 2 * float(a.hidden_size)  # RMSNorm weights are not counted
-        expected = (float(a.layer_weight_params()) - norms) * 2.0 + 2.0 * float(a.vocab_size * a.hidden_size) * 2.0
+        expected = (float(a.layer_weight_params()) - norms) * 2.0 + 2.0 * float(
+            a.vocab_size * a.hidden_size
+        ) * 2.0
         if float(a.tie_word_embeddings):
             expected -= float(a.vocab_size * a.hidden_size) * 2.0
         assert total == pytest.approx(expected, rel=1e-9), model
@@ -282,7 +296,9 @@ def test_forward_pass_flops_moe_mla():
     s = setup("deepseek-v3", rt=rt)
     seg = Segment(f64(16.0), f64(1.0), f64(2000.0), absorbed=True)
     tokens = 16.0
-    attn = 2 * tokens * float(a.attention_params_per_layer()) + 128 * gqa_pairs(16, 1, 2000) * (2 * 576 + 2 * 512)
+    attn = 2 * tokens * float(a.attention_params_per_layer()) + 128 * gqa_pairs(16, 1, 2000) * (
+        2 * 576 + 2 * 512
+    )
     dense = 2 * tokens * float(a.dense_mlp_params())
     moe = 2 * tokens * float(a.moe_layer_params(active=True))  # k experts + shared + router
     expected = 61 * attn + 3 * dense + 58 * moe + 2 * tokens * float(a.vocab_size * a.hidden_size)

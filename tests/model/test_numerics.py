@@ -32,18 +32,20 @@ def test_safe_div_gradient_finite_at_zero_denominator():
 
 
 # ----- soft_max / soft_min --------------------------------------------------------------------
-@pytest.mark.parametrize("a,b", [(1.0, 2.0), (3.0, 3.0), (1e-12, 5e-12), (1e3, 1.0), (0.0, 4.0), (7e-7, 0.0)])
+@pytest.mark.parametrize(
+    "a,b", [(1.0, 2.0), (3.0, 3.0), (1e-12, 5e-12), (1e3, 1.0), (0.0, 4.0), (7e-7, 0.0)]
+)
 def test_soft_max_bounds(a, b):
     s = float(soft_max(f64(a), f64(b)))
     m = max(a, b)
-    assert m <= s <= m * 2.0 ** 0.25 * (1 + 1e-15)
+    assert m <= s <= m * 2.0**0.25 * (1 + 1e-15)
     assert s == pytest.approx(float(soft_max(f64(b), f64(a))), rel=1e-15)  # symmetric
     if min(a, b) == 0.0:
         assert s == m  # exact when one term vanishes
 
 
 def test_soft_max_tie_error_is_two_to_the_one_over_p():
-    assert float(soft_max(f64(2.0), f64(2.0))) == pytest.approx(2.0 * 2.0 ** 0.25, rel=1e-14)
+    assert float(soft_max(f64(2.0), f64(2.0))) == pytest.approx(2.0 * 2.0**0.25, rel=1e-14)
 
 
 def test_soft_max_integer_and_float_p_agree():
@@ -108,24 +110,36 @@ def test_op_cost_compute_and_memory_limits():
     assert float(c.compute) == pytest.approx(1.0, rel=1e-12) and float(c.memory) < 1e-12
     # memory-bound
     c = op_cost(f64(1.0), f64(2e12), f64(1e12), f64(1e12))
-    assert float(c.total) == pytest.approx(2.0, rel=1e-12) and float(c.memory) == pytest.approx(2.0, rel=1e-12)
+    assert float(c.total) == pytest.approx(2.0, rel=1e-12) and float(c.memory) == pytest.approx(
+        2.0, rel=1e-12
+    )
     # a tie costs more than either alone; shares always sum to the total
     c = op_cost(f64(1e12), f64(1e12), f64(1e12), f64(1e12))
     assert float(c.total) > 1.0
-    assert float(c.compute + c.memory + c.network + c.overhead) == pytest.approx(float(c.total), rel=1e-14)
+    assert float(c.compute + c.memory + c.network + c.overhead) == pytest.approx(
+        float(c.total), rel=1e-14
+    )
 
 
 def test_op_cost_zero_work_is_zero_with_finite_gradient():
     c = op_cost(f64(0.0), f64(0.0), f64(1e12), f64(1e12))
     assert float(c.total) == 0.0 and float(c.compute) == 0.0 and float(c.memory) == 0.0
-    g = jax.grad(lambda f, b: op_cost(f, b, f64(1e12), f64(1e12)).total, argnums=(0, 1))(f64(0.0), f64(0.0))
+    g = jax.grad(lambda f, b: op_cost(f, b, f64(1e12), f64(1e12)).total, argnums=(0, 1))(
+        f64(0.0), f64(0.0)
+    )
     assert all(np.isfinite(float(x)) for x in g)
 
 
 def test_cost_add_and_scale():
     a = Cost(f64(1.0), f64(0.5), f64(0.25), f64(0.25), f64(0.0))
     b = (a + a).scale(f64(3.0))
-    assert [float(x) for x in (b.total, b.compute, b.memory, b.network, b.overhead)] == [6.0, 3.0, 1.5, 1.5, 0.0]
+    assert [float(x) for x in (b.total, b.compute, b.memory, b.network, b.overhead)] == [
+        6.0,
+        3.0,
+        1.5,
+        1.5,
+        0.0,
+    ]
 
 
 # ----- expected maximum of Poisson counts (busiest DP rank) ----------------------------------

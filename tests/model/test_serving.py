@@ -78,7 +78,19 @@ DECODE_CASES = [
 
 def _decode_rows():
     return [
-        dict(model=m, hw=h, tp=tp, dp=dp, ep=ep, weight_bits=w, kv_bits=kv, phase=DECODE, batch=b, isl=i, osl=o)
+        dict(
+            model=m,
+            hw=h,
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            weight_bits=w,
+            kv_bits=kv,
+            phase=DECODE,
+            batch=b,
+            isl=i,
+            osl=o,
+        )
         for m, h, tp, dp, ep, w, kv, b, i, o in DECODE_CASES
     ]
 
@@ -120,7 +132,20 @@ def test_prefill_never_beats_the_compute_roofline(machine):
     """Input tokens/s per GPU <= peak FLOP/s / (2 x active layer weights): the GEMMs alone cost
     that much per token. Short dense prompts on an ideal machine sit close to the bound."""
     rows = [
-        dict(model=m, hw=h, tp=tp, dp=dp, ep=ep, weight_bits=w, kv_bits=kv, phase=PREFILL, batch=b, isl=i, prefix=p, osl=1)
+        dict(
+            model=m,
+            hw=h,
+            tp=tp,
+            dp=dp,
+            ep=ep,
+            weight_bits=w,
+            kv_bits=kv,
+            phase=PREFILL,
+            batch=b,
+            isl=i,
+            prefix=p,
+            osl=1,
+        )
         for m, h, tp, dp, ep, w, kv, b, i, p in PREFILL_CASES
     ]
     m = run(rows, calib=ideal_calibration() if machine == "ideal" else None)
@@ -129,13 +154,20 @@ def test_prefill_never_beats_the_compute_roofline(machine):
         flops_per_token = 2.0 * float(a.layer_weight_params(active=True))  # GEMMs alone
         peak = float(hardware(hw).peak_flops(jnp.asarray(float(w))))
         rate = float(m.input_tok_s_gpu[j])
-        assert 0 < rate <= peak / flops_per_token * (1 + 1e-12), (model, hw, rate, peak / flops_per_token)
+        assert 0 < rate <= peak / flops_per_token * (1 + 1e-12), (
+            model,
+            hw,
+            rate,
+            peak / flops_per_token,
+        )
         if machine == "ideal" and not float(a.num_experts) and isl <= 2048:
             # Within 20 %: attention, logits and the memory-bound norm/residual passes (full hidden
             # width on every TP rank, ~13 % at TP4 FP8) come on top of the GEMMs.
             assert rate >= 0.8 * peak / flops_per_token, (model, hw, rate, peak / flops_per_token)
         # TTFT and the input rate describe the same pass
-        assert rate == pytest.approx(b * (isl - prefix) / (float(m.ttft_ms[j]) / 1e3) / (tp * dp), rel=1e-9)
+        assert rate == pytest.approx(
+            b * (isl - prefix) / (float(m.ttft_ms[j]) / 1e3) / (tp * dp), rel=1e-9
+        )
 
 
 # ----- monotonicity -----------------------------------------------------------------------------
@@ -156,7 +188,16 @@ MONO_DESIGNS = [
     dict(model="llama3.1-8b", tp=1, batch=1, isl=1000, osl=1000),
     dict(model="llama3.1-70b", tp=4, weight_bits=8, kv_bits=8, batch=64, isl=4000, osl=500),
     dict(model="deepseek-v3", dp=8, ep=8, weight_bits=8, kv_bits=8, batch=256, isl=2000, osl=1000),
-    dict(model="gpt-oss-120b", weight_bits=4, kv_bits=8, batch=512, isl=1000, osl=1000, spec_k=3, spec_tokens_per_step=2.5),
+    dict(
+        model="gpt-oss-120b",
+        weight_bits=4,
+        kv_bits=8,
+        batch=512,
+        isl=1000,
+        osl=1000,
+        spec_k=3,
+        spec_tokens_per_step=2.5,
+    ),
     dict(model="mixtral-8x7b", tp=2, batch=0, isl=1000, osl=1000),  # saturating
 ]
 
@@ -169,7 +210,9 @@ def test_more_memory_bandwidth_never_slows_decode():
     for i in range(len(MONO_DESIGNS)):
         assert _non_increasing(tpot[i]), (MONO_DESIGNS[i], tpot[i])
         assert _non_increasing(-tok[i])
-    assert tpot[0, 1] < 0.75 * tpot[0, 0] and tpot[0, -1] < 0.4 * tpot[0, 0]  # batch-1 decode is memory-bound
+    assert (
+        tpot[0, 1] < 0.75 * tpot[0, 0] and tpot[0, -1] < 0.4 * tpot[0, 0]
+    )  # batch-1 decode is memory-bound
 
 
 def test_more_flops_never_slows_prefill():
@@ -179,14 +222,27 @@ def test_more_flops_never_slows_prefill():
     ttft = np.asarray(m.ttft_ms).reshape(len(rows), len(FACTORS))
     for i in range(len(rows)):
         assert _non_increasing(ttft[i]), (rows[i], ttft[i])
-    assert ttft[1, 1] < 0.75 * ttft[1, 0] and ttft[1, -1] < 0.5 * ttft[1, 0]  # 64 x 4000 tokens: compute-bound
+    assert (
+        ttft[1, 1] < 0.75 * ttft[1, 0] and ttft[1, -1] < 0.5 * ttft[1, 0]
+    )  # 64 x 4000 tokens: compute-bound
 
 
 def test_more_link_bandwidth_never_slows_serving():
     hws = scaled_hardware("b200", ("scaleup_bandwidth_gbs", "scaleout_bandwidth_gbit"), FACTORS)
     rows = [
-        dict(model="deepseek-v3", dp=16, ep=16, weight_bits=4, kv_bits=8, concurrency=512, isl=2000, osl=500),
-        dict(model="llama3.1-70b", tp=8, weight_bits=8, kv_bits=8, concurrency=64, isl=2000, osl=500),
+        dict(
+            model="deepseek-v3",
+            dp=16,
+            ep=16,
+            weight_bits=4,
+            kv_bits=8,
+            concurrency=512,
+            isl=2000,
+            osl=500,
+        ),
+        dict(
+            model="llama3.1-70b", tp=8, weight_bits=8, kv_bits=8, concurrency=64, isl=2000, osl=500
+        ),
     ]
     m = _sweep(rows, hws)
     for name in ("tpot_ms", "ttft_ms"):
@@ -217,7 +273,11 @@ def test_batch_trades_latency_for_throughput():
 
 def test_fp8_kv_fits_more_sequences_than_bf16():
     rows = []
-    for d in (dict(model="llama3.1-70b", tp=8, isl=8000, osl=1000), dict(model="deepseek-v3", hw="h200_sxm", tp=8, weight_bits=8, isl=16000, osl=2000), dict(model="llama3.1-8b", isl=32000, osl=1000)):
+    for d in (
+        dict(model="llama3.1-70b", tp=8, isl=8000, osl=1000),
+        dict(model="deepseek-v3", hw="h200_sxm", tp=8, weight_bits=8, isl=16000, osl=2000),
+        dict(model="llama3.1-8b", isl=32000, osl=1000),
+    ):
         for kv in (16.0, 8.0):
             rows.append(dict(dict(hw="h100_sxm"), **d, kv_bits=kv, phase=DECODE, batch=0))
     m = run(rows)
@@ -233,7 +293,16 @@ def test_fp8_kv_fits_more_sequences_than_bf16():
 
 # ----- infeasible designs -----------------------------------------------------------------------
 def test_weights_that_do_not_fit_are_infeasible_with_reason_and_finite_metrics():
-    base = dict(model="llama3.1-405b", hw="h100_sxm", weight_bits=16, kv_bits=16, batch=1, concurrency=1, isl=1000, osl=100)
+    base = dict(
+        model="llama3.1-405b",
+        hw="h100_sxm",
+        weight_bits=16,
+        kv_bits=16,
+        batch=1,
+        concurrency=1,
+        isl=1000,
+        osl=100,
+    )
     rows = [
         dict(base, phase=PREFILL),
         dict(base, phase=DECODE),
@@ -250,7 +319,10 @@ def test_weights_that_do_not_fit_are_infeasible_with_reason_and_finite_metrics()
 
 
 def test_kv_overflow_is_infeasible_with_its_own_reason():
-    rows = [dict(model="llama3.1-70b", hw="h100_sxm", tp=4, phase=DECODE, batch=b, isl=32000, osl=1000) for b in (1, 4096)]
+    rows = [
+        dict(model="llama3.1-70b", hw="h100_sxm", tp=4, phase=DECODE, batch=b, isl=32000, osl=1000)
+        for b in (1, 4096)
+    ]
     m = run(rows)
     assert list(np.asarray(m.feasible)) == [1.0, 0.0]
     assert float(m.reason[1]) == REASONS["kv_exceeds_memory"]
@@ -275,7 +347,15 @@ def test_random_designs_give_finite_consistent_metrics():
     assert np.all(np.asarray(m.ttft_ms)[ok & (phase != DECODE)] > 0)
     assert np.all(np.asarray(m.tpot_ms)[ok & (phase != PREFILL)] > 0)
     assert np.all(np.asarray(m.tok_s_gpu)[ok & (phase != PREFILL)] > 0)
-    for name in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu", "memory_gb", "max_batch"):
+    for name in (
+        "ttft_ms",
+        "tpot_ms",
+        "tok_s_user",
+        "tok_s_gpu",
+        "input_tok_s_gpu",
+        "memory_gb",
+        "max_batch",
+    ):
         assert np.all(np.asarray(getattr(m, name)) >= 0), name
     # a feasible design fits in memory
     cap_gb = np.array([float(hardware(ACCELERATORS[r["hi"]]).mem_capacity_gb) for r in rows])
@@ -294,16 +374,45 @@ def test_tokens_per_step_from_acceptance(k, a):
 
 def test_tokens_per_step_given_or_none():
     a = jnp.asarray(0.75)
-    assert float(tokens_per_step(make_design(spec_k=3.0, spec_tokens_per_step=2.8), a)) == pytest.approx(2.8)
+    assert float(
+        tokens_per_step(make_design(spec_k=3.0, spec_tokens_per_step=2.8), a)
+    ) == pytest.approx(2.8)
     assert float(tokens_per_step(make_design(spec_k=0.0, spec_tokens_per_step=0.0), a)) == 1.0
     assert float(tokens_per_step(make_design(spec_k=0.0, spec_tokens_per_step=1.0), a)) == 1.0
 
 
 def test_speculation_helps_small_batches_most():
     designs = [
-        dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, isl=2000, osl=500, big=256),
-        dict(model="llama3.1-8b", hw="h200_sxm", weight_bits=8, kv_bits=8, isl=1000, osl=1000, big=512),
-        dict(model="deepseek-v3", hw="b200", dp=8, ep=8, weight_bits=4, kv_bits=8, isl=1024, osl=1024, big=2048),
+        dict(
+            model="llama3.1-70b",
+            hw="h100_sxm",
+            tp=4,
+            weight_bits=8,
+            kv_bits=8,
+            isl=2000,
+            osl=500,
+            big=256,
+        ),
+        dict(
+            model="llama3.1-8b",
+            hw="h200_sxm",
+            weight_bits=8,
+            kv_bits=8,
+            isl=1000,
+            osl=1000,
+            big=512,
+        ),
+        dict(
+            model="deepseek-v3",
+            hw="b200",
+            dp=8,
+            ep=8,
+            weight_bits=4,
+            kv_bits=8,
+            isl=1024,
+            osl=1024,
+            big=2048,
+        ),
     ]
     rows = []
     for d in designs:
@@ -319,8 +428,14 @@ def test_speculation_helps_small_batches_most():
 
 # ----- prefix caching ---------------------------------------------------------------------------
 def test_prefix_caching_cuts_prefill_but_not_below_a_short_prompt():
-    base = dict(model="llama3.1-70b", hw="b200", weight_bits=4, kv_bits=8, phase=PREFILL, batch=1, osl=1)
-    rows = [dict(base, isl=32000, prefix=28000), dict(base, isl=32000, prefix=0), dict(base, isl=4000, prefix=0)]
+    base = dict(
+        model="llama3.1-70b", hw="b200", weight_bits=4, kv_bits=8, phase=PREFILL, batch=1, osl=1
+    )
+    rows = [
+        dict(base, isl=32000, prefix=28000),
+        dict(base, isl=32000, prefix=0),
+        dict(base, isl=4000, prefix=0),
+    ]
     m = run(rows)
     cached, full, short = (float(x) for x in m.ttft_ms)
     assert cached < 0.5 * full
@@ -330,7 +445,16 @@ def test_prefix_caching_cuts_prefill_but_not_below_a_short_prompt():
 
 # ----- serving ----------------------------------------------------------------------------------
 def test_serving_queues_beyond_capacity():
-    base = dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, phase=SERVE, isl=8000, osl=1000)
+    base = dict(
+        model="llama3.1-70b",
+        hw="h100_sxm",
+        tp=4,
+        weight_bits=8,
+        kv_bits=8,
+        phase=SERVE,
+        isl=8000,
+        osl=1000,
+    )
     m0 = run([dict(base, concurrency=0)])
     cap = float(m0.max_batch[0])
     m = run([dict(base, concurrency=c) for c in (0.5 * cap, cap, 2 * cap, 4 * cap)])
@@ -356,10 +480,43 @@ def test_disagg_throughput_grows_with_prefill_pool():
 # ----- batched == single point ------------------------------------------------------------------
 def test_vmap_matches_single_point_evaluation():
     rows = [
-        dict(model="llama3.1-70b", hw="h100_sxm", tp=4, weight_bits=8, kv_bits=8, phase=PREFILL, batch=2, isl=3000, prefix=500, osl=1),
-        dict(model="deepseek-v3", hw="b200", dp=8, ep=8, weight_bits=4, kv_bits=8, phase=DECODE, batch=0, isl=1024, osl=1024, spec_k=3),
-        dict(model="qwen3-30b-a3b", hw="mi300x", tp=2, phase=SERVE, concurrency=40, isl=2000, osl=400),
-        dict(model="llama3.1-8b", hw="gb200", phase=SERVE, mode=DISAGG, concurrency=64, prefill_gpus=2, decode_gpus=4),
+        dict(
+            model="llama3.1-70b",
+            hw="h100_sxm",
+            tp=4,
+            weight_bits=8,
+            kv_bits=8,
+            phase=PREFILL,
+            batch=2,
+            isl=3000,
+            prefix=500,
+            osl=1,
+        ),
+        dict(
+            model="deepseek-v3",
+            hw="b200",
+            dp=8,
+            ep=8,
+            weight_bits=4,
+            kv_bits=8,
+            phase=DECODE,
+            batch=0,
+            isl=1024,
+            osl=1024,
+            spec_k=3,
+        ),
+        dict(
+            model="qwen3-30b-a3b", hw="mi300x", tp=2, phase=SERVE, concurrency=40, isl=2000, osl=400
+        ),
+        dict(
+            model="llama3.1-8b",
+            hw="gb200",
+            phase=SERVE,
+            mode=DISAGG,
+            concurrency=64,
+            prefill_gpus=2,
+            decode_gpus=4,
+        ),
         dict(model="llama3.1-405b", hw="h100_sxm", phase=SERVE, concurrency=0),  # infeasible
     ]
     batched = metrics_matrix(run(rows))
@@ -367,6 +524,8 @@ def test_vmap_matches_single_point_evaluation():
     for j, r in enumerate(rows):
         fields = {k: v for k, v in r.items() if k not in ("model", "hw")}
         # plain evaluate: every path computed, the design's phase/mode selects (no vmap, no jit)
-        single = evaluate(arch(r["model"]), hardware(r["hw"]), cal.efficiency, cal.runtime, make_design(**fields))
+        single = evaluate(
+            arch(r["model"]), hardware(r["hw"]), cal.efficiency, cal.runtime, make_design(**fields)
+        )
         one = np.array([float(getattr(single, f)) for f in METRIC_FIELDS])
         np.testing.assert_allclose(batched[j], one, rtol=1e-9, atol=1e-12, err_msg=str(r))

@@ -8,7 +8,15 @@ from dse.scenarios.schema import check_columns
 
 
 def test_header_whitespace_is_stripped(catalog):
-    df = pd.DataFrame({"model": ["llama3.1-8b"], "hardware": ["h100_sxm"], " isl ": [4096], "tp": [1], "concurrency": [4]})
+    df = pd.DataFrame(
+        {
+            "model": ["llama3.1-8b"],
+            "hardware": ["h100_sxm"],
+            " isl ": [4096],
+            "tp": [1],
+            "concurrency": [4],
+        }
+    )
     out = predict_frame(df, catalog)
     assert "isl=1024" not in out["assumed"].iloc[0]
     assert bool(out["feasible"].iloc[0])
@@ -41,7 +49,10 @@ def test_queue_beyond_capacity_and_ignored_pools_are_stated(catalog):
 @pytest.mark.parametrize(
     "row, message",
     [
-        (dict(tp=8, mode="disagg", phase="serve", prefill_gpus=8, decode_gpus=20), "not a multiple of one decode worker"),
+        (
+            dict(tp=8, mode="disagg", phase="serve", prefill_gpus=8, decode_gpus=20),
+            "not a multiple of one decode worker",
+        ),
         (dict(tp=1, weight_dtype="bf16", model="llama3.1-405b"), "row 2 (id r): weights"),
     ],
 )

@@ -75,7 +75,9 @@ def test_rows_and_input_columns_are_kept(table, predicted):
 
 def test_measured_columns_are_renamed_not_overwritten(table, predicted):
     assert "measured_ttft_ms" in predicted.columns
-    np.testing.assert_array_equal(predicted["measured_ttft_ms"].to_numpy(), table["ttft_ms"].to_numpy())
+    np.testing.assert_array_equal(
+        predicted["measured_ttft_ms"].to_numpy(), table["ttft_ms"].to_numpy()
+    )
     # the prediction is a new column with model numbers, not the measurement
     good = _row(predicted, "good-prefill")
     assert good["measured_ttft_ms"] == 123.5
@@ -125,8 +127,12 @@ def test_shipped_examples_predict(predicted, table):
     out = predict_frame(examples)  # the shipped file alone, no exception
     assert len(out) == len(examples)
     by_id = out.set_index("id")
-    assert not by_id.loc["bad-name", "feasible"] and "did you mean" in by_id.loc["bad-name", "reason"]
-    assert not by_id.loc["bad-layout", "feasible"] and by_id.loc["bad-layout", "reason"].startswith("row 12 (id bad-layout): ")
+    assert (
+        not by_id.loc["bad-name", "feasible"] and "did you mean" in by_id.loc["bad-name", "reason"]
+    )
+    assert not by_id.loc["bad-layout", "feasible"] and by_id.loc["bad-layout", "reason"].startswith(
+        "row 12 (id bad-layout): "
+    )
     assert not by_id.loc["too-big", "feasible"] and "weights" in by_id.loc["too-big", "reason"]
     good = out[~out["id"].isin(["bad-name", "bad-layout", "too-big"])]
     assert good["feasible"].all(), good.loc[~good["feasible"], ["id", "reason"]].to_string()
