@@ -67,8 +67,9 @@ def decode_context(design: Design) -> Array:
 
 
 def _metrics(
-    ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap
+    *, ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap
 ) -> Metrics:
+    """Assemble Metrics (SI seconds in, ms out) for one serving path."""
     return Metrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
@@ -117,17 +118,17 @@ def _prefill(s: Setup, c: _Common) -> Metrics:
     rate = safe_div(d.batch * c.new, cost.total) / d.gpus
     zero = jnp.zeros_like(cost.total)
     return _metrics(
-        cost.total,
-        zero,
-        zero,
-        rate,
-        mem,
-        d.batch,
-        ok,
-        c.reason(ok, REASONS["kv_exceeds_memory"]),
-        bound_code(cost),
-        cost,
-        c.cap,
+        ttft=cost.total,
+        tpot=zero,
+        tok_gpu=zero,
+        input_rate=rate,
+        mem=mem,
+        batch=d.batch,
+        feasible=ok,
+        reason=c.reason(ok, REASONS["kv_exceeds_memory"]),
+        bound=bound_code(cost),
+        cost=cost,
+        cap=c.cap,
     )
 
 
@@ -142,17 +143,17 @@ def _decode(s: Setup, c: _Common) -> Metrics:
     zero = jnp.zeros_like(cost.total)
     tok_gpu = safe_div(batch * c.tau, cost.total) / d.gpus
     return _metrics(
-        zero,
-        cost.total / c.tau,
-        tok_gpu,
-        zero,
-        mem,
-        batch,
-        ok,
-        c.reason(ok, REASONS["kv_exceeds_memory"]),
-        bound_code(cost),
-        cost,
-        c.cap,
+        ttft=zero,
+        tpot=cost.total / c.tau,
+        tok_gpu=tok_gpu,
+        input_rate=zero,
+        mem=mem,
+        batch=batch,
+        feasible=ok,
+        reason=c.reason(ok, REASONS["kv_exceeds_memory"]),
+        bound=bound_code(cost),
+        cost=cost,
+        cap=c.cap,
     )
 
 
@@ -179,17 +180,17 @@ def _serve_agg(s: Setup, c: _Common) -> Metrics:
     ok = c.weights_fit & (c.cap >= 1.0)
     mem = memory_per_gpu(s, running, c.ctx, c.spec)
     return _metrics(
-        ttft,
-        it.total / c.tau,
-        tok_gpu,
-        tok_gpu * c.new / osl,
-        mem,
-        running,
-        ok,
-        c.reason(ok, REASONS["no_sequence_fits"]),
-        bound_code(it),
-        it,
-        c.cap,
+        ttft=ttft,
+        tpot=it.total / c.tau,
+        tok_gpu=tok_gpu,
+        input_rate=tok_gpu * c.new / osl,
+        mem=mem,
+        batch=running,
+        feasible=ok,
+        reason=c.reason(ok, REASONS["no_sequence_fits"]),
+        bound=bound_code(it),
+        cost=it,
+        cap=c.cap,
     )
 
 
@@ -204,17 +205,17 @@ def _serve_disagg(s: Setup, c: _Common) -> Metrics:
     )
     feasible = r.feasible & c.weights_fit
     return _metrics(
-        r.ttft,
-        r.tpot,
-        r.tok_s_gpu,
-        r.tok_s_gpu * c.new / osl,
-        r.memory,
-        r.batch,
-        feasible,
-        reason,
-        r.bound,
-        r.cost,
-        c.cap,
+        ttft=r.ttft,
+        tpot=r.tpot,
+        tok_gpu=r.tok_s_gpu,
+        input_rate=r.tok_s_gpu * c.new / osl,
+        mem=r.memory,
+        batch=r.batch,
+        feasible=feasible,
+        reason=reason,
+        bound=r.bound,
+        cost=r.cost,
+        cap=c.cap,
     )
 
 
