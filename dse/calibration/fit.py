@@ -23,7 +23,13 @@ import scipy.optimize
 
 from ..catalog import GENERATIONS
 from ..model.batched import evaluate_indexed
-from ..model.efficiency import EFFICIENCY_FIELDS, PRIOR, Efficiency, Runtime
+from ..model.efficiency import (
+    EFFICIENCY_FIELDS,
+    GENERATION_PRIOR,
+    PRIOR,
+    Efficiency,
+    Runtime,
+)
 from ..model.serving import path_index
 from .data import METRICS, CalibrationData
 
@@ -150,4 +156,13 @@ def theta_to_calibration(
     from .params import Calibration
 
     eff, rt = _unpack(jnp.asarray(theta), base_rt)
+    # Generations without data whose physics differs from GPUs keep their own prior.
+    for i, g in enumerate(GENERATIONS):
+        if g not in fitted_generations and g in GENERATION_PRIOR:
+            eff = Efficiency(
+                *[
+                    getattr(eff, f).at[i].set(GENERATION_PRIOR[g].get(f, getattr(eff, f)[i]))
+                    for f in EFFICIENCY_FIELDS
+                ]
+            )
     return Calibration(eff, rt, {g: g in fitted_generations for g in GENERATIONS}, provenance)

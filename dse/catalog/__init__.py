@@ -11,6 +11,7 @@ from .hardware import (
 from .hardware import (
     Hardware as Hardware,
 )
+from .hardware import HostTier as HostTier
 from .registry import (
     Catalog as Catalog,
 )

@@ -70,9 +70,12 @@ class Hardware(eqx.Module):
     tdp_w: Array
     price_usd: Array
     generation: Array  # index into GENERATIONS (float so it stacks; used to pick calibration)
+    # 1.0 for SRAM-first chips (Groq LPU/LPX: on-chip SRAM is the only memory, weights and KV
+    # sharded over many chips); 0.0 for accelerators with HBM. From the YAML ``kind``.
+    sram_first: Array
 
     @classmethod
-    def from_mapping(cls, values: dict, generation: str) -> Hardware:
+    def from_mapping(cls, values: dict, generation: str, kind: str = "gpu") -> Hardware:
         unknown = set(values) - set(HARDWARE_FIELDS)
         if unknown:
             raise ValueError(f"unknown hardware field(s): {sorted(unknown)}")
@@ -80,7 +83,13 @@ class Hardware(eqx.Module):
         if generation not in GENERATIONS:
             raise ValueError(f"unknown generation {generation!r}; expected one of {GENERATIONS}")
         arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in merged.items()}
-        return cls(**arrays, generation=jnp.asarray(float(GENERATIONS.index(generation))))
+        if kind not in ("gpu", "sram"):
+            raise ValueError(f"unknown accelerator kind {kind!r}; expected gpu or sram")
+        return cls(
+            **arrays,
+            generation=jnp.asarray(float(GENERATIONS.index(generation))),
+            sram_first=jnp.asarray(1.0 if kind == "sram" else 0.0),
+        )
 
     # Derived, SI units -----------------------------------------------------------------------
     def peak_flops(self, bits: Array) -> Array:
@@ -115,3 +124,38 @@ class Hardware(eqx.Module):
     @property
     def scaleout_bandwidth(self) -> Array:
         return self.scaleout_bandwidth_gbit * 1e9 / 8.0
+
+
+class HostTier(eqx.Module):
+    """A CPU with large memory next to the accelerators: the KV-offload tier ("G2" in Dynamo's
+    KVBM). Built from a ``conf/hardware/*.yaml`` entry with ``kind: cpu``."""
+
+    mem_capacity_gb: Array
+    mem_bandwidth_tbs: Array
+    gpu_link_bandwidth_gbs: Array  # per direction per CPU, shared by ``gpus_per_cpu``
+    gpus_per_cpu: Array
+    tdp_w: Array
+    price_usd: Array
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> HostTier:
+        unknown = set(values) - set(HOST_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown host field(s): {sorted(unknown)}")
+        return cls(
+            **{
+                k: jnp.asarray(float(values.get(k, d) or 0.0), dtype=jnp.float64)
+                for k, d in HOST_FIELDS.items()
+            }
+        )
+
+    @property
+    def gb_per_gpu(self) -> Array:
+        return self.mem_capacity_gb / jnp.maximum(self.gpus_per_cpu, 1.0)
+
+    @property
+    def bandwidth_per_gpu(self) -> Array:
+        """Bytes/s one GPU can pull from host memory: its share of the CPU-GPU link and of the
+        CPU's own memory bandwidth."""
+        share = jnp.maximum(self.gpus_per_cpu, 1.0)
+        return jnp.minimum(self.gpu_link_bandwidth_gbs * 1e9, self.mem_bandwidth_tbs * 1e12) / share

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from .architecture import Architecture
-from .hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware
+from .hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
 
 
 class CatalogError(ValueError):
@@ -129,7 +129,7 @@ class Catalog:
                     self.hosts[path.stem] = HostEntry(path.stem, data.get("title", ""), vals, data)
                     continue
                 spec = {k: v for k, v in data.items() if k in HARDWARE_FIELDS}
-                hw = Hardware.from_mapping(spec, data["generation"])
+                hw = Hardware.from_mapping(spec, data["generation"], kind)
             except (KeyError, TypeError, ValueError) as e:
                 raise CatalogError(
                     f"{path}: {e}; see conf/hardware/README.md for the schema"
@@ -150,6 +150,13 @@ class Catalog:
         if key in self._model_names:
             return self.models[self._model_names[key]]
         raise CatalogError(_unknown("model", name, list(self._model_names), "conf/model/"))
+
+    def host_tier(self, name: str) -> HostTier:
+        """The host CPU/memory tier ``name`` (a ``kind: cpu`` file) as a pytree."""
+        key = str(name).strip().lower().replace("-", "_")
+        if key not in self.hosts:
+            raise CatalogError(_unknown("host", name, list(self.hosts), "conf/hardware/ (kind: cpu)"))
+        return HostTier.from_mapping(self.hosts[key].values)
 
     def accelerator(self, name: str) -> HardwareEntry:
         key = str(name).strip().lower().replace("-", "_")

@@ -50,10 +50,20 @@ class Design(eqx.Module):
     spec_tokens_per_step: Array  # mean tokens emitted per target step, >= 1
     prefill_gpus: Array
     decode_gpus: Array
+    # GEMM activation width; 0 = same as the weights (W8A8, W4A4). W4A8 / W4A16 run on the FP8 /
+    # BF16 tensor peak (hardware.md §9: NVFP4 peak only for W4A4).
+    act_bits: Array
 
     @property
     def gpus(self) -> Array:
         return self.tp * self.pp * self.dp
+
+    @property
+    def gemm_bits(self) -> Array:
+        """Operand width that sets the tensor-core peak: the wider of weights and activations."""
+        return jnp.where(
+            self.act_bits > 0, jnp.maximum(self.weight_bits, self.act_bits), self.weight_bits
+        )
 
     @property
     def moe_tp(self) -> Array:
@@ -65,7 +75,7 @@ def make_design(**kw: float) -> Design:
     defaults = dict(
         tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
         batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, prefix=0.0, spec_k=0.0,
-        spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0,
+        spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0, act_bits=0.0,
     )  # fmt: skip
     unknown = set(kw) - set(defaults)
     if unknown:

@@ -74,6 +74,40 @@ PRIOR = dict(
 )
 
 
+# Generations whose physics differs from GPUs get their own starting point; while no public
+# measurement constrains them, `dse calibrate` keeps these values instead of the GPU-shared fit.
+# SRAM-first chips (Groq LPU v1, Groq 3 LPX) run one compiler-scheduled static program across
+# chips: no kernel launches, no host scheduler in the token loop, no DRAM page effects
+# (workloads.md §8, Groq ISCA'22). The per-layer cost is set from Groq v1's public speeds
+# (Llama-2-70B ~300 tok/s/user on ~576 chips, Llama-2-7B ~750, Mixtral-8x7B ~480;
+# workloads.md §8): 1.3-3.3 ms per token over 32-80 layers is ~30-60 us per layer all-in, far
+# more than SRAM streaming (~1-2 us), i.e. synchronisation between the chips of a layer and
+# chip-to-chip hops. ``layer_overhead_us`` and ``moe_layer_overhead_us`` were set by hand to
+# those three speeds (one shared value each, not per point); `tests/model/test_sram.py` checks
+# them. They are the only LPU evidence: Groq 3 LPX numbers are extrapolations.
+GENERATION_PRIOR: dict[str, dict[str, float]] = {
+    "lpu": dict(
+        gemm_mfu_fp8=0.6,
+        gemm_mfu_bf16=0.6,
+        # Weights stream from SRAM at ~2 B per FLOP pair (80-150 TB/s vs 0.2-1.2 PFLOP/s), so
+        # batch-1 vector-matrix work is bandwidth-bound by design, not tile-starved as on GPUs.
+        gemm_half_tokens=1.0,
+        mbu=0.85,
+        link_eff=0.9,
+        layer_overhead_us=30.0,
+        step_overhead_ms=0.05,
+        seq_overhead_us=0.5,
+        comm_overlap=0.5,
+        moe_layer_overhead_us=15.0,  # data-dependent expert routing on a static schedule
+        collective_latency_us=4.0,
+    )
+}
+
+
+def generation_prior(generation: str) -> dict[str, float]:
+    return {**PRIOR, **GENERATION_PRIOR.get(generation, {})}
+
+
 class Efficiency(eqx.Module):
     """Efficiencies of one generation (scalars), or of all generations (arrays of shape [G])."""
 
@@ -130,5 +164,7 @@ def default_runtime() -> Runtime:
 
 def prior_efficiency() -> Efficiency:
     """Every generation at the prior (uncalibrated) values; shape [len(GENERATIONS)]."""
-    n = len(GENERATIONS)
-    return Efficiency(*[jnp.full((n,), PRIOR[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])
+    priors = [generation_prior(g) for g in GENERATIONS]
+    return Efficiency(
+        *[jnp.asarray([p[f] for p in priors], dtype=jnp.float64) for f in EFFICIENCY_FIELDS]
+    )

@@ -64,13 +64,21 @@ def kv_shards(arch: Architecture, tp: Array) -> Array:
     return jnp.where(arch.mla > 0, 1.0, jnp.clip(jnp.minimum(tp, arch.num_kv_heads), 1.0, None))
 
 
-def _gemm(s: Setup, m: Array, params: Array, weight_bits: Array, k_in: Array, n_out: Array) -> Cost:
-    """One (possibly sharded) GEMM: ``m`` tokens through ``params`` weights on this GPU."""
+def _gemm(
+    s: Setup,
+    m: Array,
+    params: Array,
+    weight_bits: Array,
+    k_in: Array,
+    n_out: Array,
+    compute_bits: Array | None = None,
+) -> Cost:
+    """One (possibly sharded) GEMM: ``m`` tokens through ``params`` weights on this GPU.
+    ``compute_bits`` (default: the weights') picks the tensor peak and its efficiency."""
     eff, hw = s.eff, s.hw
+    bits = weight_bits if compute_bits is None else compute_bits
     flops = 2.0 * m * params
-    rate_c = hw.peak_flops(weight_bits) * gemm_efficiency(
-        m, eff.gemm_mfu(weight_bits), eff.gemm_half_tokens
-    )
+    rate_c = hw.peak_flops(bits) * gemm_efficiency(m, eff.gemm_mfu(bits), eff.gemm_half_tokens)
     nbytes = params * bytes_per_element(weight_bits) + m * (k_in + n_out) * ACT_BYTES
     return op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu)
 
@@ -79,7 +87,7 @@ def attention_projections(s: Setup, tokens: Array) -> Cost:
     a, d = s.arch, s.design
     params = a.attention_params_per_layer() / d.tp
     width = a.hidden_size
-    return _gemm(s, tokens, params, d.weight_bits, width, width / d.tp)
+    return _gemm(s, tokens, params, d.weight_bits, width, width / d.tp, d.gemm_bits)
 
 
 def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
@@ -129,9 +137,8 @@ def dense_mlp(s: Setup, tokens: Array, width: Array) -> Cost:
     """Gated MLP of intermediate ``width`` (dense layer or shared experts), TP-sharded."""
     a, d = s.arch, s.design
     params = 3.0 * a.hidden_size * width / d.tp
-    return _gemm(
-        s, tokens, params, d.weight_bits, a.hidden_size + width / d.tp, width / d.tp + a.hidden_size
-    )
+    k_in, n_out = a.hidden_size + width / d.tp, width / d.tp + a.hidden_size
+    return _gemm(s, tokens, params, d.weight_bits, k_in, n_out, d.gemm_bits)
 
 
 def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
@@ -152,13 +159,13 @@ def moe_experts(s: Setup, tokens: Array) -> tuple[Cost, Array]:
     m_expert = jnp.maximum(safe_div(routed, experts * (1.0 - p_idle)), 1.0)
     eff, hw = s.eff, s.hw
     flops = 2.0 * gpu_routed * 3.0 * a.hidden_size * a.moe_intermediate_size
-    mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.weight_bits), eff.gemm_half_tokens)
+    mfu = gemm_efficiency(m_expert, eff.gemm_mfu(d.gemm_bits), eff.gemm_half_tokens)
     width = a.moe_intermediate_size / d.moe_tp
     nbytes = (
         params * bytes_per_element(d.weight_bits)
         + gpu_routed * (2.0 * a.hidden_size + 3.0 * width) * ACT_BYTES
     )
-    rate_c = hw.peak_flops(d.weight_bits) * mfu * eff.moe_eff
+    rate_c = hw.peak_flops(d.gemm_bits) * mfu * eff.moe_eff
     cost = op_cost(flops, nbytes, rate_c, hw.mem_bandwidth * eff.mbu * eff.moe_eff)
     router = _gemm(s, tokens, a.router_params(), jnp.asarray(16.0), a.hidden_size, a.num_experts)
     return cost + router, imbalance

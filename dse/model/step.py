@@ -14,6 +14,8 @@ the calibrated link efficiency absorbs the average).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax.numpy as jnp
 from jax import Array
 
@@ -67,20 +69,35 @@ def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     return network_cost(t)
 
 
-def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost:
-    """Seconds for one forward pass of ``segs`` (per DP rank) through the whole model."""
+class Block(NamedTuple):
+    """Work of one half of every layer: kernels (``ops``) and collectives (``comm``)."""
+
+    ops: Cost
+    comm: Cost
+
+    def overlapped(self, s: Setup) -> Cost:
+        # Overlap hides part of the communication behind compute (never more than either).
+        hidden = s.eff.comm_overlap * jnp.minimum(self.ops.total, self.comm.total)
+        return self.ops + self.comm + network_cost(-hidden)
+
+
+def attention_block(s: Setup, segs: tuple[Segment, ...], tokens: Array) -> Block:
+    """Attention half of all layers (projections, core, norms) and its TP all-reduces."""
     a, d = s.arch, s.design
-    tokens = sum((seg.tokens for seg in segs), start=jnp.asarray(0.0))
-
     full_layers = a.num_layers - a.num_sliding_layers
-    attn_ops = attention_projections(s, tokens).scale(a.num_layers)
-    attn_ops = attn_ops + attention_core(s, segs, sliding=False).scale(full_layers)
-    attn_ops = attn_ops + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
-    attn_comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_layers)
+    ops = attention_projections(s, tokens).scale(a.num_layers)
+    ops = ops + attention_core(s, segs, sliding=False).scale(full_layers)
+    ops = ops + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
+    ops = ops + elementwise(s, tokens).scale(a.num_layers)
+    comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_layers)
+    return Block(ops, comm)
 
+
+def ffn_block(s: Setup, tokens: Array) -> Block:
+    """FFN half of all layers: dense MLPs, routed + shared experts, their collectives."""
+    a, d = s.arch, s.design
     dense_ops = dense_mlp(s, tokens, a.intermediate_size).scale(a.num_mlp_dense_layers)
     dense_comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_mlp_dense_layers)
-
     experts, imbalance = moe_experts(s, tokens)
     shared = dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
     moe_ops = (experts + shared).scale(a.num_moe_layers)
@@ -89,23 +106,32 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
         s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp
     )
     moe_comm = (_moe_all_to_all(s, tokens, imbalance) + moe_reduce).scale(a.num_moe_layers)
+    return Block(dense_ops + moe_ops, dense_comm + moe_comm)
 
-    ops = attn_ops + dense_ops + moe_ops + elementwise(s, tokens).scale(a.num_layers)
-    comm = attn_comm + dense_comm + moe_comm
-    # Overlap hides part of the communication behind compute (never more than either).
-    hidden = s.eff.comm_overlap * jnp.minimum(ops.total, comm.total)
-    total = ops + comm + network_cost(-hidden)
 
+def fixed_overhead(s: Setup, seqs: Array) -> Cost:
+    """Engine costs independent of the work: launch gaps per layer, scheduling per step and per
+    running sequence."""
+    a = s.arch
+    fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
+    fixed = fixed + a.num_moe_layers * s.eff.moe_layer_overhead_us * 1e-6
+    fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6
+    return overhead_cost(fixed)
+
+
+def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost:
+    """Seconds for one forward pass of ``segs`` (per DP rank) through the whole model."""
+    a, d = s.arch, s.design
+    tokens = sum((seg.tokens for seg in segs), start=jnp.asarray(0.0))
+    attn, ffn = attention_block(s, segs, tokens), ffn_block(s, tokens)
+    total = Block(attn.ops + ffn.ops, attn.comm + ffn.comm).overlapped(s)
     handoff = send_recv_time(
         tokens * a.hidden_size * ACT_BYTES, s.hw, s.eff, s.rt, d.tp * d.dp >= s.hw.scaleup_domain
     )
     total = total + network_cost(handoff * (d.pp - 1.0))
     total = total + logits(s, tokens_out) + embedding(s, tokens)
     seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))
-    fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
-    fixed = fixed + a.num_moe_layers * s.eff.moe_layer_overhead_us * 1e-6
-    fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6
-    return total + overhead_cost(fixed)
+    return total + fixed_overhead(s, seqs)
 
 
 def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:

@@ -16,7 +16,7 @@ from ..model.design import DTYPE_BITS, MODES, PHASES
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
     "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
-    "spec_tokens_per_step", "prefill_gpus", "decode_gpus",
+    "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype",
 )  # fmt: skip
 OUTPUT_COLUMNS = (
     "ttft_ms",
@@ -88,10 +88,6 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         )
     model = catalog.model(str(row["model"]))
     hw = catalog.accelerator(str(row["hardware"]))
-    if hw.kind != "gpu":
-        raise ValueError(
-            f"hardware {hw.name!r} is a {hw.kind} part; dse predict models GPU instances (SRAM-first pools come with the stack issue)"
-        )
     arch = model.arch
     assumed: list[str] = []
 
@@ -106,6 +102,9 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
     kdt, k_default = _choice(row, "kv_dtype", ("bf16", "fp16", "fp8", "fp4"), kv_fallback)
     if k_default:
         assumed.append(f"kv_dtype={kv_fallback}")
+    # Blank act_dtype: activations as wide as the weights (W8A8, W4A4), the quantized recipes'
+    # default; bf16 activations with fp4 weights give W4A16 on the BF16 peak.
+    adt, a_default = _choice(row, "act_dtype", ("bf16", "fp16", "fp8", "fp4"), wdt)
 
     tp = _number(row, "tp", integer=True, minimum=1)
     pp = _number(row, "pp", integer=True, minimum=1)
@@ -219,7 +218,7 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         phase=float(PHASES.index(phase)), mode=float(MODES.index(mode)),
         batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, prefix=prefix,
         spec_k=spec_k, spec_tokens_per_step=tau or 0.0, prefill_gpus=prefill_gpus,
-        decode_gpus=decode_gpus,
+        decode_gpus=decode_gpus, act_bits=0.0 if a_default else DTYPE_BITS[adt],
     )  # fmt: skip
     return Scenario(model=model.id, hardware=hw.name, values=values, assumed=assumed)
 

@@ -1,0 +1,129 @@
+"""Prompt-cache tiers: where reusable prefixes live, how often they are found, what a hit costs.
+
+Three tiers hold KV blocks of past requests (NVIDIA Dynamo KVBM's G1/G2/G3, Mooncake's pool):
+
+1. **HBM**: whatever accelerator memory the running batch leaves free in the pool that runs
+   prefill (an emergent capacity: a bigger batch leaves less room for the cache);
+2. **host memory** of the CPUs next to the GPUs (Grace/Vera over NVLink-C2C, x86 over PCIe),
+   ``host_gb_per_gpu`` per GPU, restored at the per-GPU host bandwidth;
+3. **context storage** (BlueField-4 CMX / NVMe-oF), ``storage_tb`` in all, restored at
+   ``storage_gbs`` (never faster than the prefill worker's NICs).
+
+The hit rate is an *output*: the workload profile's LRU hit curve (``dse.workload``) gives the
+token-weighted hit fraction as a function of cache capacity per unit of request rate
+(token-seconds), so ``H((C_1 + ... + C_t) / lambda)`` is the fraction found in tiers ``1..t``
+(LRU inclusion: a bigger cache holds everything a smaller one would). More capacity never
+lowers the hit rate; more load at equal capacity does.
+
+A hit in a lower tier is restored or recomputed, whichever is faster for the engine (Mooncake
+FAST'25 eq. 1-2, workloads.md §4): restore moves ``tokens * kv_bytes`` over the tier's link;
+recompute costs prefill time. Restores overlap layer by layer with the prefill of the uncached
+tokens (LMCache, Mooncake), so they lengthen TTFT only when they take longer than that prefill.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.architecture import Architecture
+from .layer import kv_bytes_per_token_layer
+from .numerics import safe_div
+
+# Fixed cost of one restore (ASSUMPTION): a host DMA setup is ~10 us; a context-storage read
+# over NVMe-oF / RDMA adds a network round trip and a flash read, ~100 us.
+HOST_LATENCY_S = 10e-6
+STORAGE_LATENCY_S = 100e-6
+
+
+def kv_bytes_per_token(arch: Architecture, kv_bits: Array, context: Array) -> Array:
+    """KV bytes one cached token takes over all layers (sliding-window layers keep at most the
+    window, averaged over a ``context``-token prompt)."""
+    per_layer = kv_bytes_per_token_layer(arch, kv_bits)
+    window_share = jnp.where(
+        arch.sliding_window > 0,
+        jnp.minimum(1.0, safe_div(arch.sliding_window, jnp.maximum(context, 1.0), 1.0)),
+        1.0,
+    )
+    layers = arch.num_layers - arch.num_sliding_layers + arch.num_sliding_layers * window_share
+    return per_layer * layers
+
+
+class TierHits(NamedTuple):
+    hbm: Array  # fraction of input tokens found in each tier
+    host: Array
+    storage: Array
+
+    @property
+    def total(self) -> Array:
+        return self.hbm + self.host + self.storage
+
+
+def hit_fraction(cache_grid: Array, hit_curve: Array, token_seconds: Array) -> Array:
+    """Token-weighted hit fraction at ``token_seconds`` of cache per request/s (piecewise
+    linear in the profile's grid, flat beyond its last point)."""
+    x = jnp.clip(token_seconds, 0.0, cache_grid[-1])
+    return jnp.interp(x, cache_grid, hit_curve)
+
+
+def tier_hits(
+    cache_grid: Array,
+    hit_curve: Array,
+    capacity_tokens: tuple[Array, Array, Array],
+    request_rate: Array,
+    enabled: Array,
+) -> TierHits:
+    """Hits per tier for capacities (tokens) at ``request_rate`` (requests/s)."""
+    lam = jnp.maximum(request_rate, 1e-12)
+    c1, c2, c3 = (jnp.maximum(c, 0.0) for c in capacity_tokens)
+    h1 = hit_fraction(cache_grid, hit_curve, c1 / lam)
+    h12 = hit_fraction(cache_grid, hit_curve, (c1 + c2) / lam)
+    h123 = hit_fraction(cache_grid, hit_curve, (c1 + c2 + c3) / lam)
+    on = enabled > 0
+    zero = jnp.zeros_like(h1)
+    return TierHits(
+        jnp.where(on, h1, zero),
+        jnp.where(on, jnp.maximum(h12 - h1, 0.0), zero),
+        jnp.where(on, jnp.maximum(h123 - h12, 0.0), zero),
+    )
+
+
+class Restore(NamedTuple):
+    seconds: Array  # critical-path time to bring restored prefixes back, per request
+    recompute_tokens: Array  # lower-tier hits recomputed instead (slower to restore), per request
+    storage_bytes: Array  # bytes read from context storage per request (bandwidth load)
+    host_bytes: Array
+
+
+def restore_plan(
+    hits: TierHits,
+    input_tokens: Array,
+    bytes_per_token: Array,
+    host_bandwidth: Array,
+    storage_bandwidth: Array,
+    recompute_s_per_token: Array,
+) -> Restore:
+    """Per request: restore each lower tier's hit tokens or recompute them, whichever is
+    faster (an engine with a load-vs-recompute policy; Mooncake FAST'25 §5)."""
+    host_tokens = hits.host * input_tokens
+    storage_tokens = hits.storage * input_tokens
+    t_host = safe_div(host_tokens * bytes_per_token, host_bandwidth, 1e9) + HOST_LATENCY_S
+    t_storage = (
+        safe_div(storage_tokens * bytes_per_token, storage_bandwidth, 1e9) + STORAGE_LATENCY_S
+    )
+    host_restores = (t_host <= host_tokens * recompute_s_per_token) & (host_tokens > 0)
+    storage_restores = (t_storage <= storage_tokens * recompute_s_per_token) & (
+        storage_tokens > 0
+    )
+    seconds = jnp.where(host_restores, t_host, 0.0) + jnp.where(storage_restores, t_storage, 0.0)
+    recompute = jnp.where(host_restores, 0.0, host_tokens) + jnp.where(
+        storage_restores, 0.0, storage_tokens
+    )
+    return Restore(
+        seconds=seconds,
+        recompute_tokens=recompute,
+        storage_bytes=jnp.where(storage_restores, storage_tokens * bytes_per_token, 0.0),
+        host_bytes=jnp.where(host_restores, host_tokens * bytes_per_token, 0.0),
+    )
