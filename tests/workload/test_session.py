@@ -1,4 +1,4 @@
-"""Agentic session generator: the default session reproduces the seed Claude Code session."""
+"""Session generator: the default session reproduces the seed Claude Code session."""
 
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -106,18 +106,32 @@ def test_no_sub_agents_and_no_compaction_limits():
     assert df["input_tokens"].is_monotonic_increasing
 
 
-def test_yaml_loads_and_every_number_is_sourced():
+def test_yaml_loads_and_every_field_is_sourced():
     raw = yaml.safe_load(YAML.read_text())
     params = SessionParams.from_dict(raw)
     assert params == SessionParams()  # the dataclass defaults mirror the YAML
     names = {f.name for f in fields(SessionParams)}
-    numeric = {k for k, v in raw.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    assert numeric == names  # every field is set in the YAML
+    assert set(raw) - {"title", "sources"} == names  # every field is set in the YAML
     sources = raw["sources"]
-    for k in numeric:
+    for k in names:
         assert isinstance(sources.get(k), str) and sources[k].strip(), f"{k} has no source"
     assert set(sources) <= names
-    assert all(isinstance(v, (int, float)) for v in asdict(params).values())
+    values = asdict(params)
+    assert values.pop("sub_agent_model") is None
+    assert all(isinstance(v, (int, float)) for v in values.values())
+
+
+def test_session_columns_carry_durations_and_gaps():
+    p = SessionParams()
+    df = simulate_session(p, np.random.default_rng(DEFAULT_SEED))
+    expect = p.ttft_s + df["output_tokens"] / p.decode_tok_s
+    assert np.allclose(df["duration_s"], expect)
+    for _, g in df.groupby(["agent", "agent_id"]):
+        gaps = g["gap_s"].to_numpy()
+        assert np.isnan(gaps[-1]) and (gaps[:-1] > 0).all()  # NaN only on an agent's last call
+        nxt = g["t_start_s"].to_numpy()[1:]
+        end = (g["t_start_s"] + g["duration_s"]).to_numpy()[:-1]
+        assert (nxt >= end + gaps[:-1] - 1e-9).all()  # the next call waits at least the gap
 
 
 def test_invalid_params_rejected():
@@ -127,3 +141,9 @@ def test_invalid_params_rejected():
         SessionParams(sub_spawn_prob=1.5)
     with pytest.raises(ValueError):
         SessionParams.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="did you mean 'main_turns'"):
+        SessionParams.from_dict({"main_turn": 3})
+    with pytest.raises(ValueError):
+        SessionParams(user_turn_prob=2.0)
+    with pytest.raises(ValueError):
+        SessionParams(spec_acceptance_ngram=1.0)

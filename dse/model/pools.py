@@ -1,0 +1,184 @@
+"""The pools of a system design as model setups: decode (or attention), prefill, FFN, tiers.
+
+``build_pools`` turns a :class:`SystemDesign` into one :class:`Setup` per pool (each with its
+own hardware and calibrated efficiencies) plus the quantities the system model needs from
+them: capacities for the cache tiers, restore bandwidths, the KV hand-off, memory checks, and
+the prefill and decode step costs.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.architecture import Architecture
+from ..catalog.hardware import Hardware, HostTier
+from ..workload.profile import WorkloadProfile
+from .afd import afd_step
+from .design import Design
+from .efficiency import Efficiency, Runtime
+from .layer import Segment, Setup
+from .memory import (
+    kv_bytes_per_sequence_gpu,
+    max_sequences,
+    memory_per_gpu,
+    usable_bytes,
+    weight_bytes_per_gpu,
+    workspace_bytes,
+)
+from .numerics import safe_div
+from .roofline import Cost
+from .speculation import speculation_cost
+from .step import forward_cost
+from .system_design import SystemDesign
+from .tiers import kv_bytes_per_token
+
+
+def _design(sd: SystemDesign, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
+    z = jnp.zeros_like(tp)
+    return Design(
+        tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
+        phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, prefix=z,
+        spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
+    )  # fmt: skip
+
+
+class Pools:
+    """Traced helper object (plain Python, built inside the jitted function)."""
+
+    def __init__(self, arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau):
+        self.arch, self.host, self.profile, self.sd = arch, host, profile, sd
+        osl = jnp.maximum(profile.output_tokens, 1.0)
+        self.ctx = profile.decode_context
+        isl = profile.input_tokens
+        self.afd = sd.ffn_units > 0
+        self.disagg = sd.prefill_units > 0
+        ffn_here = jnp.where(self.afd, 0.0, 1.0)
+        with_draft = sd.spec_method == 1.0
+
+        dd = _design(sd, sd.tp, sd.pp, sd.ep, sd.dp, k, tau, self.ctx - 0.5 * osl, osl)
+        self.decode = Setup(arch, hw_decode, eff.select(hw_decode.generation), rt, dd)
+        g = jnp.maximum(safe_div(sd.ffn_units, sd.ffn_pp, 1.0), 1.0)
+        ffn_dp = jnp.maximum(g / sd.ffn_tp, 1.0)
+        fd = _design(sd, sd.ffn_tp, sd.ffn_pp, ffn_dp, ffn_dp, k, tau, isl, osl)
+        self.ffn = Setup(arch, hw_ffn, eff.select(hw_ffn.generation), rt, fd)
+        one = jnp.ones_like(sd.tp)
+        pd = _design(sd, sd.prefill_tp, one, sd.prefill_ep, sd.prefill_dp, k, tau, isl, osl)
+        prefill_pool = Setup(arch, hw_prefill, eff.select(hw_prefill.generation), rt, pd)
+        # Aggregated: the decode pool prefills (same setup); disaggregated: its own pool.
+        self.prefill_setup = _select_setup(self.disagg, prefill_pool, self.decode)
+
+        self.decode_workers = safe_div(sd.decode_units, sd.decode_worker)
+        self.max_batch = max_sequences(self.decode, self.ctx, with_draft, ffn=ffn_here)
+        self.batch = jnp.maximum(
+            jnp.where(sd.batch > 0, jnp.minimum(sd.batch, self.max_batch), self.max_batch), 1e-9
+        )
+        self.decode_weights_fit = weight_bytes_per_gpu(
+            self.decode, with_draft, ffn=ffn_here
+        ) + workspace_bytes(self.decode) <= usable_bytes(self.decode)
+        self.max_context_fits = max_sequences(
+            self.decode, profile.max_context, with_draft, ffn=ffn_here
+        ) >= sd.dp * (1.0 - 1e-9)
+        ffn_mem = weight_bytes_per_gpu(self.ffn, False, attention=0.0) + workspace_bytes(self.ffn)
+        self.ffn_fits = (~self.afd) | (ffn_mem <= usable_bytes(self.ffn))
+        p_mem = weight_bytes_per_gpu(prefill_pool, False) + workspace_bytes(prefill_pool)
+        self.prefill_fits = (~self.disagg) | (p_mem <= usable_bytes(prefill_pool))
+        self.units_ok = (
+            (sd.decode_units >= sd.decode_worker)
+            & (~self.disagg | (sd.prefill_units >= sd.prefill_worker))
+            & (~self.afd | (sd.ffn_units >= sd.ffn_tp * sd.ffn_pp))
+        )
+
+        # Cache tiers live beside the pool that runs prefill.
+        self.kv_bytes_per_token = kv_bytes_per_token(arch, sd.kv_bits, isl)
+        ps = self.prefill_setup
+        running_kv = jnp.where(
+            self.disagg,
+            memory_per_gpu(ps, self._prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False),
+            memory_per_gpu(self.decode, self.batch, self.ctx, with_draft, ffn=ffn_here),
+        )
+        free = jnp.maximum(usable_bytes(ps) - running_kv, 0.0)
+        per_rank = safe_div(free, kv_bytes_per_sequence_gpu(ps, jnp.ones_like(free)))
+        gpus = jnp.where(self.disagg, sd.prefill_units, sd.decode_units)
+        ranks = safe_div(gpus, ps.design.tp * ps.design.pp)
+        self.capacities = (
+            per_rank * ranks,
+            safe_div(sd.host_gb_per_gpu * 1e9 * gpus, self.kv_bytes_per_token),
+            safe_div(sd.storage_tb * 1e12, self.kv_bytes_per_token),
+        )
+        worker_gpus = ps.design.tp * ps.design.pp * ps.design.dp
+        link = jnp.minimum(ps.hw.host_link_bandwidth_gbs * 1e9, host.bandwidth_per_gpu)
+        self.host_bandwidth = worker_gpus * link * ps.eff.link_eff
+        nic = worker_gpus * ps.hw.scaleout_bandwidth
+        self.storage_bandwidth = jnp.minimum(sd.storage_gbs * 1e9, nic) * ps.eff.link_eff
+        d = self.decode.design
+        decode_nic = d.tp * d.pp * d.dp * hw_decode.scaleout_bandwidth
+        handoff_bw = jnp.minimum(nic, decode_nic) * ps.eff.link_eff
+        handoff = safe_div(isl * self.kv_bytes_per_token, handoff_bw) + rt.latency_scaleout_us * 1e-6
+        self.handoff_seconds = jnp.where(self.disagg, handoff, 0.0)
+
+    # ----- steps ------------------------------------------------------------------------------
+    def decode_segment(self, batch: Array, k: Array) -> Segment:
+        d = self.decode.design
+        return Segment(batch / (d.dp * d.pp), 1.0 + k, self.ctx)
+
+    def _prefill_per_rank(self, uncached: Array) -> Array:
+        """Prompts one prefill rank runs per forward pass (a chunk of ~8K tokens)."""
+        return jnp.maximum(safe_div(self.prefill_setup.rt.chunk_tokens, uncached), 1.0)
+
+    def _prefill_segment(self, seqs: Array, uncached: Array) -> Segment:
+        return Segment(seqs, uncached, self.profile.input_tokens - uncached, absorbed=False)
+
+    def prefill_one(self, uncached: Array) -> Cost:
+        one = jnp.ones_like(uncached)
+        return forward_cost(self.prefill_setup, (self._prefill_segment(one, uncached),), one)
+
+    def prefill_batch_time(self, uncached: Array) -> Array:
+        per_rank = self._prefill_per_rank(uncached)
+        seg = self._prefill_segment(per_rank, uncached)
+        return forward_cost(self.prefill_setup, (seg,), per_rank).total
+
+    def prefill_rate(self, uncached: Array) -> Array:
+        """Requests/s the prefill pool completes at full load."""
+        d = self.prefill_setup.design
+        workers = safe_div(self.sd.prefill_units, d.tp * d.dp)
+        per_rank = self._prefill_per_rank(uncached)
+        return safe_div(workers * d.dp * per_rank, self.prefill_batch_time(uncached))
+
+
+def _select_setup(flag: Array, a: Setup, b: Setup) -> Setup:
+    import jax
+
+    return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
+
+
+def build_pools(
+    arch: Architecture,
+    hw_decode: Hardware,
+    hw_prefill: Hardware,
+    hw_ffn: Hardware,
+    host: HostTier,
+    eff: Efficiency,
+    rt: Runtime,
+    profile: WorkloadProfile,
+    sd: SystemDesign,
+    k: Array,
+    tau: Array,
+) -> Pools:
+    return Pools(arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau)
+
+
+def decode_step(p: Pools, sd: SystemDesign, batch: Array, k: Array, extra=None) -> Cost:
+    """One decode step per worker: plain forward (optionally with admitted prompts, aggregated
+    serving) or the AFD split, plus drafting."""
+    seg = p.decode_segment(batch, k)
+    segs = (seg,) if extra is None else (seg, extra)
+    tokens_out = seg.tokens + (0.0 if extra is None else extra.seqs)
+    plain = forward_cost(p.decode, segs, tokens_out)
+    split = afd_step(p.decode, p.ffn, seg, p.decode_workers, sd.microbatches)
+    step = Cost(*[jnp.where(p.afd, a, b) for a, b in zip(_f(split), _f(plain))])
+    return step + speculation_cost(p.decode, seg, sd.spec_method, k, sd.draft_params_b)
+
+
+def _f(c: Cost):
+    return (c.total, c.compute, c.memory, c.network, c.overhead)

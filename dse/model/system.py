@@ -1,0 +1,220 @@
+"""A co-designed serving system for a workload → interactivity, throughput, hit rate, $ / Mtok.
+
+``evaluate_system`` is one pure function of one :class:`SystemDesign` (vmap/jit it):
+
+1. **Decode** (``pools.decode_step``): the decode pool's step for ``batch`` sequences per
+   worker at the workload's decode context, on GPUs or SRAM-first chips, optionally with the
+   FFN half on another pool (AFD), verifying ``k`` drafts and committing ``tau`` tokens.
+2. **Cache** (``tiers``): capacities of the HBM left free by the prefill-running pool, host
+   memory and context storage give the hit rate at the request rate through the workload's
+   LRU hit curve; lower-tier hits are restored or recomputed, whichever is faster.
+3. **Prefill**: the uncached tokens per request (new + misses + recomputed) are prefilled on
+   the prefill pool (disaggregated; rate-matched, run at ``PREFILL_UTILIZATION`` so its M/D/1
+   queue stays finite) or inside the decode pool's steps (aggregated, chunked prefill).
+   Hit rate, request rate and prefill load depend on each other; three fixed-point passes
+   (unrolled, differentiable) settle them.
+4. **Money and power** (``cost``): pools, tiers, $/Mtok split by phase, $ per session.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from ..catalog.architecture import Architecture
+from ..catalog.hardware import Hardware, HostTier
+from ..workload.profile import WorkloadProfile
+from .cost import CostParams, accelerator_pool_cost, memory_tier_cost
+from .efficiency import Efficiency, Runtime
+from .layer import Segment
+from .numerics import expected_max_poisson, finite_or, safe_div
+from .pools import Pools, build_pools, decode_step
+from .precision import accuracy_penalty_pct
+from .speculation import expected_tokens_per_step, method_acceptance
+from .step import forward_cost
+from .system_design import SystemDesign
+from .system_metrics import SYSTEM_REASONS, SystemMetrics
+from .tiers import restore_plan, tier_hits
+
+# Utilization at which a disaggregated prefill pool is run (ASSUMPTION): an M/D/1 queue at
+# rho = 0.8 waits 2 service times on average (DistServe §3, workloads.md §5), a common
+# operating point; at 1.0 TTFT would diverge.
+PREFILL_UTILIZATION = 0.8
+FIXED_POINT_PASSES = 3
+
+
+def evaluate_system(
+    arch: Architecture,
+    hw_decode: Hardware,
+    hw_prefill: Hardware,
+    hw_ffn: Hardware,
+    host: HostTier,
+    eff: Efficiency,
+    rt: Runtime,
+    cost: CostParams,
+    profile: WorkloadProfile,
+    sd: SystemDesign,
+) -> SystemMetrics:
+    alpha = method_acceptance(sd.spec_method, profile.spec_acceptance)
+    k = jnp.where(sd.spec_method > 0, sd.spec_k, 0.0)
+    tau = expected_tokens_per_step(alpha, k)
+    p = build_pools(arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau)
+    disagg = sd.prefill_units > 0
+    osl = jnp.maximum(profile.output_tokens, 1.0)
+    isl = profile.input_tokens
+
+    batch = p.batch
+    dec = decode_step(p, sd, batch, k)
+    decode_rate = safe_div(p.decode_workers * batch * tau, dec.total * osl)
+
+    # Fixed point: request rate <-> hit rate <-> prefill load (a fori_loop traces it once).
+    def settle(rate_and_recompute):
+        rate, recompute_s = rate_and_recompute
+        hits = tier_hits(
+            profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache
+        )
+        plan = restore_plan(
+            hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s
+        )
+        uncached = jnp.clip(isl * (1.0 - hits.total) + plan.recompute_tokens, 1.0, isl)
+        prefill_rate = p.prefill_rate(uncached)
+        agg_step = _agg_iteration(p, sd, batch, k, tau, uncached)
+        agg_rate = safe_div(p.decode_workers * batch * tau, agg_step.total * osl)
+        rate = jnp.where(
+            disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
+        )
+        one = p.prefill_one(uncached)
+        return (rate, safe_div(one.total, uncached, 1e-3)), (hits, plan, uncached, agg_step, one)
+
+    recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
+    carry = jax.lax.fori_loop(
+        0, FIXED_POINT_PASSES - 1, lambda _, c: settle(c)[0], (decode_rate, recompute_s)
+    )
+    (rate, _), (hits, plan, uncached, agg_step, one) = settle(carry)
+    prefill_rate = p.prefill_rate(uncached)
+
+    # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are faster.
+    active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
+    dec_active = decode_step(p, sd, jnp.maximum(active, 1e-9), k)
+    step = jnp.where(disagg, dec_active.total, agg_step.total)
+    step_cost = _select_cost(disagg, dec_active, agg_step)
+    tpot = step / tau
+    rho = jnp.where(disagg, safe_div(rate, prefill_rate), 0.0)
+
+    # TTFT: prefill of one request (restores overlap it layer by layer), KV hand-off, queue.
+    prefill_alone = jnp.maximum(one.total, plan.seconds)
+    queue = safe_div(rho, 2.0 * (1.0 - jnp.minimum(rho, 0.99))) * p.prefill_batch_time(uncached)
+    ttft_disagg = prefill_alone + p.handoff_seconds + queue
+    first = forward_cost(
+        p.decode,
+        (p.decode_segment(batch, k), Segment(jnp.ones_like(batch), uncached, isl - uncached, False)),
+        p.decode_segment(batch, k).tokens + 1.0,
+    )
+    ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
+    ttft = jnp.where(disagg, ttft_disagg, ttft_agg)
+
+    # Money and power.
+    pool_d = accelerator_pool_cost(hw_decode, sd.decode_units, jnp.ones_like(rho), cost)
+    pool_p = accelerator_pool_cost(hw_prefill, sd.prefill_units, rho, cost)
+    pool_f = accelerator_pool_cost(hw_ffn, sd.ffn_units, jnp.ones_like(rho), cost)
+    tier = memory_tier_cost(jnp.zeros_like(rho), sd.storage_tb, cost)
+    usd_h = pool_d.total_usd_h + pool_p.total_usd_h + pool_f.total_usd_h + tier.total_usd_h
+    power_w = pool_d.power_w + pool_p.power_w + pool_f.power_w + tier.power_w
+    out_tok_s = rate * osl
+    # Aggregated: the decode pool's time is split between decoding and the prefill it hosts.
+    decode_share = jnp.where(disagg, 1.0, jnp.clip(safe_div(dec.total, agg_step.total), 0.0, 1.0))
+    usd_h_decode = (pool_d.total_usd_h + pool_f.total_usd_h) * decode_share
+    usd_h_prefill = pool_p.total_usd_h + pool_d.total_usd_h * (1.0 - decode_share)
+    mtok_h = 3600.0 / 1e6
+
+    storage_load = rate * plan.storage_bytes
+    reason = _reason(p, sd, storage_load)
+    feasible = reason == 0.0
+    bound = jnp.where(disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, _bound(step_cost))
+    cached_tok_s = rate * isl * hits.total
+    metrics = SystemMetrics(
+        ttft_ms=ttft * 1e3,
+        tpot_ms=tpot * 1e3,
+        tok_s_user=safe_div(1.0, tpot),
+        output_tok_s=out_tok_s,
+        tok_s_per_unit=safe_div(out_tok_s, sd.units),
+        input_tok_s=rate * isl,
+        requests_s=rate,
+        sessions=safe_div(rate, profile.requests_per_session)
+        * (profile.requests_per_session * (ttft + osl * tpot + profile.gap_s))
+        / jnp.maximum(profile.agents_in_flight, 1.0),
+        hit_rate=hits.total,
+        hit_hbm=hits.hbm,
+        hit_host=hits.host,
+        hit_storage=hits.storage,
+        uncached_tokens=uncached,
+        restore_ms=plan.seconds * 1e3,
+        units=sd.units,
+        decode_batch=jnp.where(disagg, active, batch),
+        max_batch=p.max_batch,
+        prefill_utilization=rho,
+        usd_per_hour=usd_h,
+        power_kw=power_w / 1e3,
+        usd_per_mtok=safe_div(usd_h, out_tok_s * mtok_h),
+        usd_per_mtok_output=safe_div(usd_h_decode, out_tok_s * mtok_h),
+        usd_per_mtok_uncached=safe_div(usd_h_prefill, rate * uncached * mtok_h),
+        usd_per_mtok_cached=safe_div(tier.total_usd_h, cached_tok_s * mtok_h),
+        usd_per_session=safe_div(usd_h / 3600.0 * profile.requests_per_session, rate),
+        tok_s_per_mw=safe_div(out_tok_s, power_w / 1e6),
+        accuracy_penalty_pct=accuracy_penalty_pct(sd.weight_bits, sd.act_bits, sd.kv_bits),
+        feasible=feasible.astype(jnp.float64),
+        reason=reason,
+        bound=bound,
+        compute_s=step_cost.compute,
+        memory_s=step_cost.memory,
+        network_s=step_cost.network,
+        overhead_s=step_cost.overhead,
+    )
+    return SystemMetrics(*[finite_or(getattr(metrics, f), 0.0) for f in metrics.__dataclass_fields__])
+
+
+def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached):
+    """Aggregated serving: one engine step decodes the running batch and prefills the prompts
+    of the requests that replace finished ones (Little's law; chunked prefill). With MoE every
+    DP rank waits for the busiest one (expected maximum of Poisson arrivals)."""
+    seg = p.decode_segment(batch, k)
+    osl = jnp.maximum(p.profile.output_tokens, 1.0)
+    synced = jnp.where(p.arch.num_experts > 0, sd.dp, 1.0)
+    prompts = expected_max_poisson(seg.seqs * tau / osl, synced)
+    admitted = Segment(prompts, uncached, p.profile.input_tokens - uncached, absorbed=False)
+    return decode_step(p, sd, batch, k, extra=admitted)
+
+
+def _select_cost(flag: Array, a, b):
+    from .roofline import Cost
+
+    return Cost(*[jnp.where(flag, x, y) for x, y in zip(_f(a), _f(b))])
+
+
+def _f(c):
+    return (c.total, c.compute, c.memory, c.network, c.overhead)
+
+
+def _bound(c) -> Array:
+    return jnp.argmax(jnp.stack([c.compute, c.memory, c.network, c.overhead])).astype(jnp.float64)
+
+
+def _reason(p: Pools, sd: SystemDesign, storage_load: Array) -> Array:
+    """The first thing that makes this system infeasible, as a SYSTEM_REASONS code."""
+    r = SYSTEM_REASONS
+    checks = [
+        (p.units_ok, r["pool_smaller_than_worker"]),
+        ((sd.ffn_units <= 0) | (sd.prefill_units > 0), r["afd_needs_prefill_pool"]),
+        (p.decode_weights_fit, r["weights_exceed_memory"]),
+        (p.max_batch >= 1.0, r["no_sequence_fits"]),
+        (p.max_context_fits, r["context_exceeds_memory"]),
+        (p.ffn_fits, r["ffn_pool_too_small"]),
+        (p.prefill_fits, r["prefill_pool_too_small"]),
+        (sd.host_gb_per_gpu <= p.host.gb_per_gpu, r["host_memory_exceeded"]),
+        (storage_load <= sd.storage_gbs * 1e9 + 1.0, r["storage_bandwidth_exceeded"]),
+    ]
+    reason = jnp.asarray(0.0)
+    for ok, code in reversed(checks):
+        reason = jnp.where(ok, reason, code)
+    return reason

@@ -1,0 +1,83 @@
+"""Batched system evaluation: one ``jit(vmap(evaluate_system))`` over many system designs.
+
+Architectures, accelerators and host tiers are stacked tables; each design carries float
+indices into them (``model``, ``decode_hw``, ``prefill_hw``, ``ffn_hw``, ``host``), gathered
+inside the compiled function. The workload profile, efficiencies, runtime and cost parameters
+are shared by the whole batch. Batches are padded to a power of two (at least 256) and cut in
+fixed-size chunks, so any number of designs costs one compilation.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..catalog.architecture import Architecture
+from ..catalog.hardware import Hardware, HostTier
+from .system import evaluate_system
+from .system_design import SystemDesign
+from .system_metrics import SystemMetrics
+
+
+class SystemTables(eqx.Module):
+    """Stacked catalogs a batch of system designs indexes into."""
+
+    archs: Architecture
+    hardware: Hardware
+    hosts: HostTier
+
+
+def _take(tree, idx):
+    i = idx.astype(jnp.int32)
+    return jax.tree.map(lambda x: jnp.take(x, i, axis=0), tree)
+
+
+def evaluate_system_indexed(tables: SystemTables, eff, rt, cost, profile, sd: SystemDesign):
+    """One system design whose catalog entries are rows of ``tables``."""
+    return evaluate_system(
+        _take(tables.archs, sd.model),
+        _take(tables.hardware, sd.decode_hw),
+        _take(tables.hardware, sd.prefill_hw),
+        _take(tables.hardware, sd.ffn_hw),
+        _take(tables.hosts, sd.host),
+        eff,
+        rt,
+        cost,
+        profile,
+        sd,
+    )
+
+
+@jax.jit
+def _evaluate_chunk(tables, eff, rt, cost, profile, designs):
+    fn = jax.vmap(evaluate_system_indexed, in_axes=(None, None, None, None, None, 0))
+    return fn(tables, eff, rt, cost, profile, designs)
+
+
+def _bucket(n: int) -> int:
+    return max(256, 1 << (max(n, 1) - 1).bit_length())
+
+
+def evaluate_systems(
+    tables: SystemTables, eff, rt, cost, profile, designs: SystemDesign, chunk: int = 1 << 16
+) -> SystemMetrics:
+    """Evaluate a batch of system designs (arrays of equal length); numpy results."""
+    n = int(np.shape(designs.model)[0])
+    size = min(_bucket(n), chunk)
+    outs = []
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        pad = size - (stop - start)
+
+        def piece(x, start=start, stop=stop, pad=pad):
+            x = np.asarray(x)[start:stop]
+            return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
+
+        out = _evaluate_chunk(tables, eff, rt, cost, profile, jax.tree.map(piece, designs))
+        outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
+__all__ = ["SystemTables", "evaluate_system_indexed", "evaluate_systems"]

@@ -1,0 +1,113 @@
+"""A whole serving system for a workload: hardware pools, software settings, cache tiers.
+
+One :class:`SystemDesign` is one deployment (a "replica" of the co-designed stack):
+
+* a **decode pool** of ``decode_units`` accelerators in workers of ``tp * pp * dp`` (with
+  attention-FFN disaggregation it runs attention only);
+* an optional **prefill pool** (``prefill_units > 0``: prefill/decode disaggregation, xPyD)
+  of workers ``prefill_tp * prefill_dp`` on its own hardware type (``pp = 1``);
+* an optional **FFN pool** (``ffn_units > 0``: attention-FFN disaggregation) laid out as
+  ``ffn_pp`` groups of layers with ``ffn_tp``-way tensor parallel inside experts, fed in
+  ``microbatches`` ping-pong micro-batches;
+* precision per tensor class (weights, GEMM activations, KV), speculative decoding
+  (method, draft length, draft-model size), prompt caching on/off and the KV tiers (host
+  memory per GPU, context storage capacity and bandwidth).
+
+Hardware types are indices into stacked tables (``*_hw`` into accelerators, ``host`` into
+host tiers), so a batch of systems is one pytree of arrays and every field is a float64
+(discrete ones are compared with ``==`` and never differentiated).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+from jax import Array
+
+SYSTEM_DEFAULTS: dict[str, float] = dict(
+    model=0.0,  # index into the stacked architectures
+    decode_hw=0.0,  # indices into the stacked accelerators
+    prefill_hw=0.0,
+    ffn_hw=0.0,
+    host=0.0,  # index into the stacked host tiers
+    weight_bits=8.0,
+    act_bits=0.0,  # 0: as wide as the weights
+    kv_bits=8.0,
+    tp=1.0,
+    pp=1.0,
+    ep=1.0,
+    dp=1.0,
+    decode_units=1.0,
+    batch=0.0,  # sequences per decode worker; 0: the most that fit
+    prefill_tp=1.0,
+    prefill_ep=1.0,
+    prefill_dp=1.0,
+    prefill_units=0.0,  # 0: aggregated serving (the decode pool prefills too)
+    ffn_tp=1.0,
+    ffn_pp=1.0,
+    ffn_units=0.0,  # 0: no attention-FFN disaggregation
+    microbatches=2.0,
+    spec_method=0.0,  # index into speculation.SPEC_METHODS
+    spec_k=0.0,
+    draft_params_b=1.0,
+    prompt_cache=1.0,
+    host_gb_per_gpu=0.0,
+    storage_tb=0.0,
+    storage_gbs=0.0,
+)
+
+
+class SystemDesign(eqx.Module):
+    model: Array
+    decode_hw: Array
+    prefill_hw: Array
+    ffn_hw: Array
+    host: Array
+    weight_bits: Array
+    act_bits: Array
+    kv_bits: Array
+    tp: Array
+    pp: Array
+    ep: Array
+    dp: Array
+    decode_units: Array
+    batch: Array
+    prefill_tp: Array
+    prefill_ep: Array
+    prefill_dp: Array
+    prefill_units: Array
+    ffn_tp: Array
+    ffn_pp: Array
+    ffn_units: Array
+    microbatches: Array
+    spec_method: Array
+    spec_k: Array
+    draft_params_b: Array
+    prompt_cache: Array
+    host_gb_per_gpu: Array
+    storage_tb: Array
+    storage_gbs: Array
+
+    @property
+    def decode_worker(self) -> Array:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def prefill_worker(self) -> Array:
+        return self.prefill_tp * self.prefill_dp
+
+    @property
+    def units(self) -> Array:
+        return self.decode_units + self.prefill_units + self.ffn_units
+
+
+SYSTEM_FIELDS = tuple(SystemDesign.__dataclass_fields__)
+
+
+def make_system(**kw: float) -> SystemDesign:
+    """A system design from keyword values (defaults in ``SYSTEM_DEFAULTS``)."""
+    unknown = set(kw) - set(SYSTEM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown system field(s): {sorted(unknown)}")
+    values = {**SYSTEM_DEFAULTS, **kw}
+    return SystemDesign(**{k: jnp.asarray(float(values[k]), jnp.float64) for k in SYSTEM_FIELDS})

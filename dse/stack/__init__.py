@@ -1,0 +1,5 @@
+"""Whole-stack evaluation from config names: systems (hardware mixes), software, workloads."""
+
+from .api import Stack as Stack
+from .config import load_group as load_group
+from .config import system_values as system_values
