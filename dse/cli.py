@@ -88,6 +88,31 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def _cmd_stack(args) -> int:
+    """Evaluate a declared grid of whole-stack designs; CSVs + a best-per-system summary."""
+    import time
+
+    from .stack.grid import load_grid, run_grid
+
+    t0 = time.time()
+    grid = load_grid(args.grid)
+    points, best = run_grid(grid)
+    out = Path(args.output or Path("results") / "stack" / Path(args.grid).parent.name)
+    out.mkdir(parents=True, exist_ok=True)
+    points.to_csv(out / "points.csv", index=False)
+    best.to_csv(out / "best.csv", index=False)
+    cols = ["system", "software", "tok_s_user", "ttft_ms", "tok_s_per_unit", "usd_per_mtok",
+            "usd_per_session", "hit_rate", "units", "why"]  # fmt: skip
+    shown = best[[c for c in cols if c in best.columns]]
+    print(shown.to_string(index=False, float_format=lambda x: f"{x:,.3g}"))
+    print(
+        f"dse stack: {len(points)} designs ({int(points['feasible'].sum())} feasible, "
+        f"{int(points['meets_constraints'].sum())} meet the constraints) in "
+        f"{time.time() - t0:.1f} s -> {out}/points.csv, {out}/best.csv"
+    )
+    return 0
+
+
 def _cmd_main(args) -> int:
     root = Path(__file__).resolve().parents[1]
     ns = argparse.Namespace(
@@ -157,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("-o", "--output", help="also write per-point errors to this CSV")
     va.add_argument("--markdown", help="also write the error tables as Markdown to this file")
     va.set_defaults(func=_cmd_validate)
+
+    st = sub.add_parser(
+        "stack", help="evaluate a grid of whole-stack designs (systems x software x sweeps)"
+    )
+    st.add_argument("grid", help="grid YAML, e.g. studies/seed_rubin_lpx/grid.yaml")
+    st.add_argument("-o", "--output", help="output folder (default results/stack/<study>)")
+    st.set_defaults(func=_cmd_stack)
 
     ma = sub.add_parser("main", help="the default job: predict the shipped example scenarios")
     ma.set_defaults(func=_cmd_main)

@@ -2,6 +2,8 @@
 
 from .architecture import ARCH_FIELDS as ARCH_FIELDS
 from .architecture import Architecture as Architecture
+from .costs import load_api_prices as load_api_prices
+from .costs import load_cost_params as load_cost_params
 from .hardware import (
     GENERATIONS as GENERATIONS,
 )

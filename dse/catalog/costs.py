@@ -1,46 +1,108 @@
-"""Load cost parameters (``conf/cost/<name>.yaml``) into a :class:`~dse.model.cost.CostParams`."""
+"""Load cost parameters and API price lists from ``conf/cost/`` (one-line errors on bad input).
+
+``conf/cost/<name>.yaml`` holds one :class:`~dse.model.cost.CostParams`; ``api_prices.yaml``
+holds named :class:`~dse.model.pricing.ApiPrices` presets. Both carry a ``sources:`` mapping.
+Unknown fields get a "did you mean"; non-numeric, negative or non-finite values are rejected
+with the field and the file named, so a typo never silently falls back to a default.
+"""
 
 from __future__ import annotations
 
 import difflib
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import yaml
 
-from ..model.cost import COST_FIELDS, CostParams
-from .registry import conf_dir
+from . import registry
+
+if TYPE_CHECKING:  # imported lazily below: dse.catalog must not need dse.model to import
+    from ..model.cost import CostParams
+    from ..model.pricing import ApiPrices
 
 _METADATA = {"title", "sources", "notes"}
+API_PRICES_FILE = "api_prices"
 
 
-def load_cost_params(
-    name: str = "default", root: Path | None = None, overrides: dict | None = None
-) -> CostParams:
-    """Cost parameters from ``conf/cost/<name>.yaml`` with optional overrides; one-line errors."""
-    path = (root or conf_dir()) / "cost" / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"unknown cost config {name!r} (known: {', '.join(known)})")
-    data = yaml.safe_load(path.read_text()) or {}
-    values = {**{k: v for k, v in data.items() if k not in _METADATA}, **(overrides or {})}
-    out = {}
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at top level")
+    return data
+
+
+def _numbers(values: dict, fields: tuple[str, ...], where: str) -> dict[str, float]:
+    """Validate ``values`` against ``fields``: known names, finite numbers >= 0, none missing."""
+    out: dict[str, float] = {}
     for key, value in values.items():
-        if key not in COST_FIELDS:
-            close = difflib.get_close_matches(key, COST_FIELDS, n=1)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{path}: unknown cost field {key!r}{hint}")
+            raise ValueError(f"{where}: unknown field {key!r}{hint} (see conf/cost/README.md)")
         try:
             x = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{path}: {key}={value!r} is not a number") from None
+            raise ValueError(f"{where}: {key}={value!r} is not a number") from None
         if not math.isfinite(x) or x < 0:
-            raise ValueError(f"{path}: {key}={value!r} must be a finite number >= 0")
+            raise ValueError(f"{where}: {key}={value!r} must be a finite number >= 0")
         out[key] = x
-    missing = set(COST_FIELDS) - set(out)
+    missing = [f for f in fields if f not in out]
     if missing:
-        raise ValueError(f"{path}: missing cost field(s) {sorted(missing)}")
+        raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")
+    return out
+
+
+def load_cost_params(
+    name: str = "default", conf_dir: Path | str | None = None, overrides: dict | None = None
+) -> CostParams:
+    """:class:`CostParams` from ``conf/cost/<name>.yaml`` (conf dir: ``registry.conf_dir()``),
+    with ``overrides`` (field → value) applied on top and validated the same way."""
+    from ..model.cost import COST_FIELDS, CostParams
+
+    folder = Path(conf_dir or registry.conf_dir()) / "cost"
+    path = folder / f"{name}.yaml"
+    known = sorted(p.stem for p in folder.glob("*.yaml") if p.stem != API_PRICES_FILE)
+    if name == API_PRICES_FILE or not path.exists():
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown cost config {name!r}{hint} (known: {', '.join(known)})")
+    data = _read(path)
+    values = {k: v for k, v in data.items() if k not in _METADATA}
+    out = _numbers({**values, **(overrides or {})}, COST_FIELDS, str(path))
     if out["pue"] < 1.0:
         raise ValueError(f"{path}: pue={out['pue']:g} must be >= 1 (facility power / IT power)")
+    if out["amortization_years"] <= 0:
+        raise ValueError(f"{path}: amortization_years must be > 0")
+    if not out["idle_power_fraction"] <= out["power_utilization"] <= 1.0:
+        raise ValueError(
+            f"{path}: need idle_power_fraction <= power_utilization <= 1 (draw rises with load)"
+        )
     return CostParams(**{k: jnp.asarray(out[k], dtype=jnp.float64) for k in COST_FIELDS})
+
+
+def api_price_names(conf_dir: Path | str | None = None) -> list[str]:
+    path = Path(conf_dir or registry.conf_dir()) / "cost" / f"{API_PRICES_FILE}.yaml"
+    return list(_read(path).get("presets", {}))
+
+
+def load_api_prices(
+    name: str, conf_dir: Path | str | None = None, overrides: dict | None = None
+) -> ApiPrices:
+    """The :class:`ApiPrices` preset ``name`` from ``conf/cost/api_prices.yaml``."""
+    from ..model.pricing import API_PRICE_FIELDS, ApiPrices
+
+    path = Path(conf_dir or registry.conf_dir()) / "cost" / f"{API_PRICES_FILE}.yaml"
+    presets = _read(path).get("presets", {})
+    if name not in presets:
+        close = difflib.get_close_matches(str(name), list(presets), n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown API price list {name!r}{hint} (known: {', '.join(presets)}; {path})"
+        )
+    out = _numbers({**presets[name], **(overrides or {})}, API_PRICE_FIELDS, f"{path} [{name}]")
+    return ApiPrices(**{k: jnp.asarray(out[k], dtype=jnp.float64) for k in API_PRICE_FIELDS})

@@ -155,7 +155,9 @@ class Catalog:
         """The host CPU/memory tier ``name`` (a ``kind: cpu`` file) as a pytree."""
         key = str(name).strip().lower().replace("-", "_")
         if key not in self.hosts:
-            raise CatalogError(_unknown("host", name, list(self.hosts), "conf/hardware/ (kind: cpu)"))
+            raise CatalogError(
+                _unknown("host", name, list(self.hosts), "conf/hardware/ (kind: cpu)")
+            )
         return HostTier.from_mapping(self.hosts[key].values)
 
     def accelerator(self, name: str) -> HardwareEntry:

@@ -59,9 +59,7 @@ def afd_step(
     t_ffn = ffn_block(ffn, ffn_tokens).overlapped(ffn) + overhead_cost(ffn_fixed_us * 1e-6)
     per_layer = 2.0 * tokens * d_a.dp * a.hidden_size * ACT_BYTES
     link = afd_link_bandwidth(att, ffn, attention_workers)
-    t_link = a.num_layers * (
-        safe_div(per_layer, link) + 2.0 * att.rt.latency_scaleout_us * 1e-6
-    )
+    t_link = a.num_layers * (safe_div(per_layer, link) + 2.0 * att.rt.latency_scaleout_us * 1e-6)
     link_cost = network_cost(t_link)
     busiest = soft_max(soft_max(t_attn.total, t_ffn.total), t_link)
     pipelined = t_attn + t_ffn + link_cost

@@ -94,7 +94,9 @@ class Pools:
         ps = self.prefill_setup
         running_kv = jnp.where(
             self.disagg,
-            memory_per_gpu(ps, self._prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False),
+            memory_per_gpu(
+                ps, self._prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False
+            ),
             memory_per_gpu(self.decode, self.batch, self.ctx, with_draft, ffn=ffn_here),
         )
         free = jnp.maximum(usable_bytes(ps) - running_kv, 0.0)
@@ -114,7 +116,9 @@ class Pools:
         d = self.decode.design
         decode_nic = d.tp * d.pp * d.dp * hw_decode.scaleout_bandwidth
         handoff_bw = jnp.minimum(nic, decode_nic) * ps.eff.link_eff
-        handoff = safe_div(isl * self.kv_bytes_per_token, handoff_bw) + rt.latency_scaleout_us * 1e-6
+        handoff = (
+            safe_div(isl * self.kv_bytes_per_token, handoff_bw) + rt.latency_scaleout_us * 1e-6
+        )
         self.handoff_seconds = jnp.where(self.disagg, handoff, 0.0)
 
     # ----- steps ------------------------------------------------------------------------------

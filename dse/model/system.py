@@ -71,9 +71,7 @@ def evaluate_system(
     # Fixed point: request rate <-> hit rate <-> prefill load (a fori_loop traces it once).
     def settle(rate_and_recompute):
         rate, recompute_s = rate_and_recompute
-        hits = tier_hits(
-            profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache
-        )
+        hits = tier_hits(profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache)
         plan = restore_plan(
             hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s
         )
@@ -108,7 +106,10 @@ def evaluate_system(
     ttft_disagg = prefill_alone + p.handoff_seconds + queue
     first = forward_cost(
         p.decode,
-        (p.decode_segment(batch, k), Segment(jnp.ones_like(batch), uncached, isl - uncached, False)),
+        (
+            p.decode_segment(batch, k),
+            Segment(jnp.ones_like(batch), uncached, isl - uncached, False),
+        ),
         p.decode_segment(batch, k).tokens + 1.0,
     )
     ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
@@ -118,20 +119,24 @@ def evaluate_system(
     pool_d = accelerator_pool_cost(hw_decode, sd.decode_units, jnp.ones_like(rho), cost)
     pool_p = accelerator_pool_cost(hw_prefill, sd.prefill_units, rho, cost)
     pool_f = accelerator_pool_cost(hw_ffn, sd.ffn_units, jnp.ones_like(rho), cost)
-    tier = memory_tier_cost(jnp.zeros_like(rho), sd.storage_tb, cost)
+    tier = memory_tier_cost(jnp.zeros_like(rho), sd.storage_tb, cost, sd.storage_gbs)
     usd_h = pool_d.total_usd_h + pool_p.total_usd_h + pool_f.total_usd_h + tier.total_usd_h
     power_w = pool_d.power_w + pool_p.power_w + pool_f.power_w + tier.power_w
     out_tok_s = rate * osl
     # Aggregated: the decode pool's time is split between decoding and the prefill it hosts.
     decode_share = jnp.where(disagg, 1.0, jnp.clip(safe_div(dec.total, agg_step.total), 0.0, 1.0))
     usd_h_decode = (pool_d.total_usd_h + pool_f.total_usd_h) * decode_share
-    usd_h_prefill = pool_p.total_usd_h + pool_d.total_usd_h * (1.0 - decode_share)
+    # Prefill pool: its busy share (rho) is the cost of the uncached tokens; idle capacity stays in
+    # the blended usd_per_mtok only.
+    usd_h_prefill = pool_p.total_usd_h * rho + pool_d.total_usd_h * (1.0 - decode_share)
     mtok_h = 3600.0 / 1e6
 
     storage_load = rate * plan.storage_bytes
     reason = _reason(p, sd, storage_load)
     feasible = reason == 0.0
-    bound = jnp.where(disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, _bound(step_cost))
+    bound = jnp.where(
+        disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, _bound(step_cost)
+    )
     cached_tok_s = rate * isl * hits.total
     metrics = SystemMetrics(
         ttft_ms=ttft * 1e3,
@@ -171,7 +176,9 @@ def evaluate_system(
         network_s=step_cost.network,
         overhead_s=step_cost.overhead,
     )
-    return SystemMetrics(*[finite_or(getattr(metrics, f), 0.0) for f in metrics.__dataclass_fields__])
+    return SystemMetrics(
+        *[finite_or(getattr(metrics, f), 0.0) for f in metrics.__dataclass_fields__]
+    )
 
 
 def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached):

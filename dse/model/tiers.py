@@ -114,9 +114,7 @@ def restore_plan(
         safe_div(storage_tokens * bytes_per_token, storage_bandwidth, 1e9) + STORAGE_LATENCY_S
     )
     host_restores = (t_host <= host_tokens * recompute_s_per_token) & (host_tokens > 0)
-    storage_restores = (t_storage <= storage_tokens * recompute_s_per_token) & (
-        storage_tokens > 0
-    )
+    storage_restores = (t_storage <= storage_tokens * recompute_s_per_token) & (storage_tokens > 0)
     seconds = jnp.where(host_restores, t_host, 0.0) + jnp.where(storage_restores, t_storage, 0.0)
     recompute = jnp.where(host_restores, 0.0, host_tokens) + jnp.where(
         storage_restores, 0.0, storage_tokens

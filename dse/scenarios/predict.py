@@ -41,6 +41,33 @@ def predict_frame(
     header_errors, _ = check_columns(df.columns)
     if header_errors:
         raise ValueError(header_errors[0])
+    from .stack_rows import STACK_OUTPUT_COLUMNS, is_stack_row, predict_stack_rows
+
+    stack_mask = np.array([is_stack_row(r) for r in df.to_dict("records")], dtype=bool)
+    instance_df = df[~stack_mask].reset_index(drop=True)
+    if stack_mask.any():
+        stacked = predict_stack_rows(df.reset_index(drop=True), np.nonzero(stack_mask)[0])
+        if len(instance_df):
+            inst = predict_frame(instance_df, catalog, calibration)
+        else:
+            inst = pd.DataFrame(columns=list(df.columns))
+        out = df.reset_index(drop=True).copy()
+        for col in OUTPUT_COLUMNS + EXTRA_OUTPUT_COLUMNS:
+            if col in out.columns:
+                out = out.rename(columns={col: f"measured_{col}"})
+        extra = [c for c in STACK_OUTPUT_COLUMNS]
+        for col in list(OUTPUT_COLUMNS) + list(EXTRA_OUTPUT_COLUMNS) + extra:
+            merged = pd.Series([None] * len(out), dtype=object)
+            if col in inst.columns:
+                merged[np.nonzero(~stack_mask)[0]] = inst[col].to_numpy()
+            if col in stacked.columns:
+                merged[np.nonzero(stack_mask)[0]] = stacked[col].to_numpy()
+            if col in ("reason", "bound", "assumed", "feasible"):
+                out[col] = merged.fillna("") if col != "feasible" else merged.fillna(False)
+            else:
+                out[col] = pd.to_numeric(merged, errors="coerce")
+        out["feasible"] = out["feasible"].astype(bool)
+        return out
     scenarios, errors = parse_frame(df, catalog)
     out = df.copy()
     # Measured values already in the input keep their data under measured_<name>.

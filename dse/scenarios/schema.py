@@ -235,7 +235,9 @@ def check_columns(columns) -> tuple[list[str], list[str]]:
     import re
 
     errors, warnings = [], []
-    known = set(INPUT_COLUMNS)
+    from .stack_rows import STACK_INPUT_COLUMNS
+
+    known = set(INPUT_COLUMNS) | set(STACK_INPUT_COLUMNS)
     for c in columns:
         name = str(c)
         m = re.fullmatch(r"(.+)\.(\d+)", name)

@@ -75,7 +75,9 @@ class Stack:
         )
         for key, value in overrides.items():
             if key not in SYSTEM_DEFAULTS:
-                raise ValueError(f"unknown system field {key!r} (fields: {', '.join(SYSTEM_FIELDS)})")
+                raise ValueError(
+                    f"unknown system field {key!r} (fields: {', '.join(SYSTEM_FIELDS)})"
+                )
             values[key] = float(value)
         return values
 
@@ -100,9 +102,7 @@ class Stack:
         for i, row in enumerate(rows):
             row = dict(row)
             try:
-                names.append(
-                    {k: row.get(k) for k in ("model", "system", "software") if k in row}
-                )
+                names.append({k: row.get(k) for k in ("model", "system", "software") if k in row})
                 values.append(
                     self.design_values(
                         row.pop("model"), row.pop("system"), row.pop("software", "default"), **row
@@ -113,7 +113,11 @@ class Stack:
             except ValueError as e:
                 raise ValueError(f"row {i}: {e}") from None
         metrics = self.evaluate_values(values)
-        return pd.concat([pd.DataFrame(names), pd.DataFrame(values), metrics], axis=1)
+        design = pd.DataFrame(values).drop(columns=["model"])
+        for col in ("decode_hw", "prefill_hw", "ffn_hw"):
+            design[col.replace("_hw", "_hardware")] = [self.hw_names[int(v)] for v in design[col]]
+        design["host_tier"] = [self.host_names[int(v)] for v in design["host"]]
+        return pd.concat([pd.DataFrame(names), design, metrics], axis=1)
 
 
 __all__ = ["Stack"]

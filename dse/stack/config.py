@@ -9,7 +9,9 @@ to fix it.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import math
 from pathlib import Path
 
@@ -39,7 +41,12 @@ def group_names(group: str, root: Path | None = None) -> list[str]:
 
 def load_group(group: str, name: str, root: Path | None = None) -> dict:
     """The mapping in ``conf/<group>/<name>.yaml`` (unknown names get a did-you-mean)."""
-    path = (root or conf_dir()) / group / f"{name}.yaml"
+    return copy.deepcopy(_load_group(group, str(name), root or conf_dir()))
+
+
+@functools.lru_cache(maxsize=256)
+def _load_group(group: str, name: str, root: Path) -> dict:
+    path = root / group / f"{name}.yaml"
     if not path.exists():
         known = group_names(group, root)
         close = difflib.get_close_matches(str(name), known, n=2, cutoff=0.5)

@@ -40,7 +40,9 @@ def _speedup(catalog, batch, k=3, model="llama3.1-70b"):
     arch, hw = catalog.model(model).arch, catalog.accelerator("h200_sxm").hw
     kw = dict(tp=4, weight_bits=8, kv_bits=8, phase=1, batch=batch, isl=1024, osl=256)
     base = evaluate(arch, hw, cal.efficiency, cal.runtime, make_design(**kw))
-    spec = evaluate(arch, hw, cal.efficiency, cal.runtime, make_design(spec_k=k, spec_tokens_per_step=0, **kw))
+    spec = evaluate(
+        arch, hw, cal.efficiency, cal.runtime, make_design(spec_k=k, spec_tokens_per_step=0, **kw)
+    )
     return float(spec.tok_s_user) / float(base.tok_s_user)
 
 

@@ -50,8 +50,12 @@ def test_restore_vs_recompute_crossover():
     tokens = 100_000 * float(hits.host)
     bytes_per_token, recompute = 70_000.0, 20e-6
     crossover = tokens * bytes_per_token / (tokens * recompute)  # bytes/s
-    fast = restore_plan(hits, _f(100_000), _f(bytes_per_token), _f(2 * crossover), _f(1e9), _f(recompute))
-    slow = restore_plan(hits, _f(100_000), _f(bytes_per_token), _f(crossover / 2), _f(1e9), _f(recompute))
+    fast = restore_plan(
+        hits, _f(100_000), _f(bytes_per_token), _f(2 * crossover), _f(1e9), _f(recompute)
+    )
+    slow = restore_plan(
+        hits, _f(100_000), _f(bytes_per_token), _f(crossover / 2), _f(1e9), _f(recompute)
+    )
     assert float(fast.recompute_tokens) == 0.0 and float(fast.seconds) > 0.0
     assert float(slow.recompute_tokens) == tokens and float(slow.host_bytes) == 0.0
     # restore time never exceeds what recomputing would have cost
