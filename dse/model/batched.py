@@ -83,8 +83,9 @@ def evaluate_many(
     return result
 
 
-def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chunk) -> Metrics:
-    n = int(np.shape(model_idx)[0])
+def run_in_chunks(fn, tree, n: int, chunk: int):
+    """``fn`` over ``tree`` (leaves with a leading axis of ``n``) in fixed-size pieces padded by
+    repeating the last row, so any ``n`` costs one compilation; numpy results, input order."""
     size = min(_bucket(n), chunk)
     outs = []
     for start in range(0, n, size):
@@ -95,15 +96,13 @@ def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chu
             x = np.asarray(x)[start:stop]
             return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
 
-        out = _evaluate_many(
-            archs,
-            hws,
-            eff,
-            rt,
-            piece(model_idx),
-            piece(hw_idx),
-            jax.tree.map(piece, designs),
-            path=path,
-        )
+        out = fn(jax.tree.map(piece, tree))
         outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
+def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chunk) -> Metrics:
+    def fn(t):
+        return _evaluate_many(archs, hws, eff, rt, t[0], t[1], t[2], path=path)
+
+    return run_in_chunks(fn, (model_idx, hw_idx, designs), int(np.shape(model_idx)[0]), chunk)

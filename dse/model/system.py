@@ -160,6 +160,7 @@ def evaluate_system(
         max_batch=p.max_batch,
         prefill_utilization=rho,
         usd_per_hour=usd_h,
+        usd_per_unit_hour=safe_div(usd_h, sd.units),
         power_kw=power_w / 1e3,
         usd_per_mtok=safe_div(usd_h, out_tok_s * mtok_h),
         usd_per_mtok_output=safe_div(usd_h_decode, out_tok_s * mtok_h),

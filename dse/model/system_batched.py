@@ -16,6 +16,7 @@ import numpy as np
 
 from ..catalog.architecture import Architecture
 from ..catalog.hardware import Hardware, HostTier
+from .batched import run_in_chunks
 from .system import evaluate_system
 from .system_design import SystemDesign
 from .system_metrics import SystemMetrics
@@ -56,28 +57,15 @@ def _evaluate_chunk(tables, eff, rt, cost, profile, designs):
     return fn(tables, eff, rt, cost, profile, designs)
 
 
-def _bucket(n: int) -> int:
-    return max(256, 1 << (max(n, 1) - 1).bit_length())
-
-
 def evaluate_systems(
     tables: SystemTables, eff, rt, cost, profile, designs: SystemDesign, chunk: int = 1 << 16
 ) -> SystemMetrics:
     """Evaluate a batch of system designs (arrays of equal length); numpy results."""
-    n = int(np.shape(designs.model)[0])
-    size = min(_bucket(n), chunk)
-    outs = []
-    for start in range(0, n, size):
-        stop = min(start + size, n)
-        pad = size - (stop - start)
 
-        def piece(x, start=start, stop=stop, pad=pad):
-            x = np.asarray(x)[start:stop]
-            return np.concatenate([x, np.repeat(x[-1:], pad, axis=0)]) if pad else x
+    def fn(d):
+        return _evaluate_chunk(tables, eff, rt, cost, profile, d)
 
-        out = _evaluate_chunk(tables, eff, rt, cost, profile, jax.tree.map(piece, designs))
-        outs.append(jax.tree.map(lambda x, k=stop - start: np.asarray(x)[:k], out))
-    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+    return run_in_chunks(fn, designs, int(np.shape(designs.model)[0]), chunk)
 
 
 __all__ = ["SystemTables", "evaluate_system_indexed", "evaluate_systems"]

@@ -38,7 +38,7 @@ NUMERIC_OVERRIDES = {
 }  # fmt: skip
 STACK_OUTPUT_COLUMNS = (
     "hit_rate", "output_tok_s", "requests_s", "sessions", "uncached_tokens", "restore_ms",
-    "units", "prefill_utilization", "usd_per_hour", "power_kw", "usd_per_mtok",
+    "units", "prefill_utilization", "usd_per_hour", "usd_per_unit_hour", "power_kw", "usd_per_mtok",
     "usd_per_mtok_output", "usd_per_mtok_uncached", "usd_per_mtok_cached", "usd_per_session",
     "tok_s_per_mw", "accuracy_penalty_pct",
 )  # fmt: skip

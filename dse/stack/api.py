@@ -22,7 +22,8 @@ from ..model.batched import stack
 from ..model.system_batched import SystemTables, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
 from ..model.system_metrics import SYSTEM_BOUNDS, SYSTEM_METRIC_FIELDS, SYSTEM_REASON_TEXT
-from ..workload.profile import WorkloadProfile, profile_for
+from ..workload.presets import load_preset
+from ..workload.profile import WorkloadProfile, profile_for, split_profiles
 from .config import load_group, system_values
 
 
@@ -42,11 +43,17 @@ class Stack:
         self.calibration = calibration or Calibration.load()
         self.cost = load_cost_params(cost, overrides=cost_overrides)
         self.workload_name = workload if isinstance(workload, str) else "custom"
-        self.profile = (
-            profile_for(workload, sessions=sessions, seed=seed)
-            if isinstance(workload, str)
-            else workload
-        )
+        self.sub_model: str | None = None
+        self.sub_profile: WorkloadProfile | None = None
+        if isinstance(workload, str):
+            params = load_preset(workload)
+            if params.sub_agent_model:
+                self.sub_model = self.catalog.model(params.sub_agent_model).id
+                self.profile, self.sub_profile = split_profiles(params, sessions, seed)
+            else:
+                self.profile = profile_for(workload, sessions=sessions, seed=seed)
+        else:
+            self.profile = workload
         self.model_names = list(self.catalog.models)
         self.hw_names = list(self.catalog.hardware)
         self.host_names = list(self.catalog.hosts)
@@ -81,14 +88,17 @@ class Stack:
             values[key] = float(value)
         return values
 
-    def evaluate_values(self, rows: list[dict[str, float]]) -> pd.DataFrame:
-        """Evaluate SystemDesign field dicts in one vectorized call."""
+    def evaluate_values(
+        self, rows: list[dict[str, float]], profile: WorkloadProfile | None = None
+    ) -> pd.DataFrame:
+        """Evaluate SystemDesign field dicts in one vectorized call (default: the workload's
+        profile; with a sub-agent model, the main agent's requests)."""
         designs = SystemDesign(
             **{f: np.array([float(r[f]) for r in rows], dtype=np.float64) for f in SYSTEM_FIELDS}
         )
         cal = self.calibration
         out = evaluate_systems(
-            self.tables, cal.efficiency, cal.runtime, self.cost, self.profile, designs
+            self.tables, cal.efficiency, cal.runtime, self.cost, profile or self.profile, designs
         )
         df = pd.DataFrame({f: np.asarray(getattr(out, f)) for f in SYSTEM_METRIC_FIELDS})
         df["feasible"] = df["feasible"] > 0.5
@@ -113,6 +123,17 @@ class Stack:
             except ValueError as e:
                 raise ValueError(f"row {i}: {e}") from None
         metrics = self.evaluate_values(values)
+        if self.sub_profile is not None:
+            # Sub-agent requests run on their own replica of the same system with the smaller
+            # model; a session pays for both.
+            sub_idx = float(self.model_names.index(self.sub_model))
+            sub = self.evaluate_values([{**v, "model": sub_idx} for v in values], self.sub_profile)
+            metrics["sub_agent_model"] = self.sub_model
+            metrics["sub_tok_s_user"] = sub["tok_s_user"]
+            metrics["sub_feasible"] = sub["feasible"]
+            metrics["main_usd_per_session"] = metrics["usd_per_session"]
+            metrics["usd_per_session"] = metrics["usd_per_session"] + sub["usd_per_session"]
+            metrics["feasible"] = metrics["feasible"] & sub["feasible"]
         design = pd.DataFrame(values).drop(columns=["model"])
         for col in ("decode_hw", "prefill_hw", "ffn_hw"):
             design[col.replace("_hw", "_hardware")] = [self.hw_names[int(v)] for v in design[col]]

@@ -134,6 +134,23 @@ def profile_for(
     return build_profile(df, params, params.prompt_cache_ttl_s)
 
 
+def split_profiles(
+    params: SessionParams, sessions: int = 64, seed: int = 0, concurrency: float = 16.0
+) -> tuple[WorkloadProfile, WorkloadProfile]:
+    """(main-agent, sub-agent) profiles of one simulated population, for serving sub-agents on
+    another model (the seed: sub-agents "can also run on smaller models"). Requests per session
+    count every session of the population, including those that spawned no sub-agent."""
+    df = simulate_population(params, sessions, concurrency, np.random.default_rng(seed))
+    n_sessions = int(df["session"].nunique())
+    out = []
+    for agent in ("main", "sub"):
+        part = df[df["agent"] == agent]
+        prof = build_profile(part, params, params.prompt_cache_ttl_s)
+        per_session = _f64(len(part) / n_sessions)
+        out.append(eqx.tree_at(lambda p: p.requests_per_session, prof, per_session))
+    return out[0], out[1]
+
+
 def trace_profile(path, like: str = "chat", ttl_s: float | None = None) -> WorkloadProfile:
     """Profile of a Mooncake trace (name or path); speculative acceptance and, unless given,
     the TTL come from the preset ``like`` (Mooncake conversation is chat traffic)."""

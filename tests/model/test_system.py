@@ -121,3 +121,70 @@ def test_cost_and_power_scale_with_units(stack):
     assert (np.diff(df["usd_per_hour"].to_numpy()) > 0).all()
     assert (np.diff(df["power_kw"].to_numpy()) > 0).all()
     assert (df["usd_per_mtok"] > 0).all() and (df["tok_s_per_mw"] > 0).all()
+
+
+def test_sub_agents_on_a_smaller_model_cost_less_per_session(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    from dse.catalog import conf_dir
+
+    row = dict(model=KIMI, system="vr200_nvl72", software="default", batch=8, prefill_units=32)
+    same = Stack(workload="agentic_coding", sessions=32).evaluate([row])
+    root = tmp_path / "conf"
+    shutil.copytree(conf_dir(), root)
+    path = root / "workload" / "agentic_coding.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["sub_agent_model"] = "llama3.1-8b"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("DSE_CONF", str(root))
+    from dse.catalog import load_catalog
+
+    load_catalog.cache_clear()
+    try:
+        mixed = Stack(workload="agentic_coding", sessions=32)
+    finally:
+        load_catalog.cache_clear()
+    assert mixed.sub_model == "meta-llama/Llama-3.1-8B-Instruct"
+    df = mixed.evaluate([row])
+    assert df["sub_feasible"].iloc[0] and df["feasible"].iloc[0]
+    # sub-agent calls are most of the requests: a smaller model for them lowers the session cost
+    assert df["usd_per_session"].iloc[0] < same["usd_per_session"].iloc[0]
+    assert float(mixed.sub_profile.input_tokens) < float(mixed.profile.input_tokens)
+
+
+def test_system_metrics_are_differentiable(stack):
+    """Sensitivities through the whole stack: throughput per accelerator rises with the decode
+    GPU's HBM bandwidth; $/Mtok falls with it; both finite."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from dse.model.system_batched import evaluate_system_indexed
+    from dse.model.system_design import SystemDesign
+
+    cal = stack.calibration
+    vals = stack.design_values(KIMI, "vr200_nvl72", "default", batch=8, prefill_units=40)
+    sd = SystemDesign(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in vals.items()})
+
+    i = stack.hw_index["vr200"]
+
+    def objectives(bandwidth_tbs, host_gb):
+        hw = stack.tables.hardware
+        hw = eqx.tree_at(
+            lambda h: h.mem_bandwidth_tbs, hw, hw.mem_bandwidth_tbs.at[i].set(bandwidth_tbs)
+        )
+        tables = eqx.tree_at(lambda t: t.hardware, stack.tables, hw)
+        design = eqx.tree_at(lambda d: d.host_gb_per_gpu, sd, host_gb)
+        m = evaluate_system_indexed(
+            tables, cal.efficiency, cal.runtime, stack.cost, stack.profile, design
+        )
+        return jnp.stack([m.tok_s_per_unit, m.usd_per_mtok, m.hit_rate])
+
+    # forward mode: one pass with tangents (cheap to compile, two inputs)
+    jac = jax.jit(jax.jacfwd(objectives, argnums=(0, 1)))(jnp.asarray(22.0), jnp.asarray(4.0))
+    d_bw, d_host = (np.asarray(j) for j in jac)
+    assert np.isfinite(d_bw).all() and np.isfinite(d_host).all()
+    assert d_bw[0] > 0 and d_bw[1] < 0  # more HBM bandwidth: more tokens, cheaper tokens
+    assert d_host[2] >= 0  # more host memory never lowers the hit rate
