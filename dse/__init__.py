@@ -47,5 +47,6 @@ from .model import (
 )
 from .model.batched import evaluate_many as evaluate_many  # noqa: E402
 from .scenarios import predict_frame as predict_frame  # noqa: E402
+from .stack import Stack as Stack  # noqa: E402
 
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ the prefill and decode step costs.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -151,8 +152,6 @@ class Pools:
 
 
 def _select_setup(flag: Array, a: Setup, b: Setup) -> Setup:
-    import jax
-
     return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
 
 

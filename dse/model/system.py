@@ -31,6 +31,7 @@ from .layer import Segment
 from .numerics import expected_max_poisson, finite_or, safe_div
 from .pools import Pools, build_pools, decode_step
 from .precision import accuracy_penalty_pct
+from .roofline import Cost
 from .speculation import expected_tokens_per_step, method_acceptance
 from .step import forward_cost
 from .system_design import SystemDesign
@@ -194,9 +195,7 @@ def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Arra
     return decode_step(p, sd, batch, k, extra=admitted)
 
 
-def _select_cost(flag: Array, a, b):
-    from .roofline import Cost
-
+def _select_cost(flag: Array, a: Cost, b: Cost) -> Cost:
     return Cost(*[jnp.where(flag, x, y) for x, y in zip(_f(a), _f(b))])
 
 
