@@ -47,7 +47,20 @@ def _design(sd: SystemDesign, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
 class Pools:
     """Traced helper object (plain Python, built inside the jitted function)."""
 
-    def __init__(self, arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau):
+    def __init__(
+        self,
+        arch: Architecture,
+        hw_decode: Hardware,
+        hw_prefill: Hardware,
+        hw_ffn: Hardware,
+        host: HostTier,
+        eff: Efficiency,
+        rt: Runtime,
+        profile: WorkloadProfile,
+        sd: SystemDesign,
+        k: Array,
+        tau: Array,
+    ):
         self.arch, self.host, self.profile, self.sd = arch, host, profile, sd
         osl = jnp.maximum(profile.output_tokens, 1.0)
         self.ctx = profile.decode_context
@@ -153,22 +166,6 @@ class Pools:
 
 def _select_setup(flag: Array, a: Setup, b: Setup) -> Setup:
     return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
-
-
-def build_pools(
-    arch: Architecture,
-    hw_decode: Hardware,
-    hw_prefill: Hardware,
-    hw_ffn: Hardware,
-    host: HostTier,
-    eff: Efficiency,
-    rt: Runtime,
-    profile: WorkloadProfile,
-    sd: SystemDesign,
-    k: Array,
-    tau: Array,
-) -> Pools:
-    return Pools(arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau)
 
 
 def decode_step(p: Pools, sd: SystemDesign, batch: Array, k: Array, extra=None) -> Cost:

@@ -29,7 +29,7 @@ from .cost import CostParams, accelerator_pool_cost, memory_tier_cost
 from .efficiency import Efficiency, Runtime
 from .layer import Segment
 from .numerics import expected_max_poisson, finite_or, safe_div
-from .pools import Pools, build_pools, decode_step
+from .pools import Pools, decode_step
 from .precision import accuracy_penalty_pct
 from .roofline import Cost
 from .speculation import expected_tokens_per_step, method_acceptance
@@ -60,7 +60,7 @@ def evaluate_system(
     alpha = method_acceptance(sd.spec_method, profile.spec_acceptance)
     k = jnp.where(sd.spec_method > 0, sd.spec_k, 0.0)
     tau = expected_tokens_per_step(alpha, k)
-    p = build_pools(arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau)
+    p = Pools(arch, hw_decode, hw_prefill, hw_ffn, host, eff, rt, profile, sd, k, tau)
     disagg = sd.prefill_units > 0
     osl = jnp.maximum(profile.output_tokens, 1.0)
     isl = profile.input_tokens
