@@ -115,6 +115,11 @@ def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
     if not _blank(row.get("prompt_cache")):
         overrides["prompt_cache"] = 0.0 if str(row["prompt_cache"]).strip().lower() in (
             "0", "false", "no", "off") else 1.0  # fmt: skip
+    has_prefill_layout = bool((system.get("prefill") or {}).get("units")) or any(
+        not _blank(row.get(c)) for c in ("prefill_tp", "prefill_dp")
+    )
+    if overrides.get("prefill_units", 0) > 0 and not has_prefill_layout:
+        assumed.append("prefill workers tp=1 dp=1 (set prefill_tp/prefill_dp)")
     values = stack.design_values(str(model), system, software, **overrides)
     return values, assumed
 
