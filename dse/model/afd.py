@@ -65,15 +65,11 @@ def afd_step(
     pipelined = t_attn + t_ffn + link_cost
     # The (m - 1) extra passes are limited by the busiest resource; attribute them to it.
     extra = (m - 1.0) * busiest
-    share = [safe_div(x, pipelined.total) for x in _fields(pipelined)]
+    share = [safe_div(x, pipelined.total) for x in pipelined.as_tuple()]
     total = pipelined + Cost(*[extra * w for w in share])
     seqs = seg.seqs
     fixed = att.eff.step_overhead_ms * 1e-3 + seqs * att.eff.seq_overhead_us * 1e-6
     return total + logits(att, seg.tokens) + embedding(att, seg.tokens) + overhead_cost(fixed)
-
-
-def _fields(c: Cost) -> tuple[Array, ...]:
-    return (c.total, c.compute, c.memory, c.network, c.overhead)
 
 
 __all__ = ["afd_link_bandwidth", "afd_step"]

@@ -28,7 +28,7 @@ from .memory import (
     workspace_bytes,
 )
 from .numerics import safe_div
-from .roofline import Cost
+from .roofline import Cost, select_cost
 from .speculation import speculation_cost
 from .step import forward_cost
 from .system_design import SystemDesign
@@ -176,9 +176,5 @@ def decode_step(p: Pools, sd: SystemDesign, batch: Array, k: Array, extra=None) 
     tokens_out = seg.tokens + (0.0 if extra is None else extra.seqs)
     plain = forward_cost(p.decode, segs, tokens_out)
     split = afd_step(p.decode, p.ffn, seg, p.decode_workers, sd.microbatches)
-    step = Cost(*[jnp.where(p.afd, a, b) for a, b in zip(_f(split), _f(plain))])
+    step = select_cost(p.afd, split, plain)
     return step + speculation_cost(p.decode, seg, sd.spec_method, k, sd.draft_params_b)
-
-
-def _f(c: Cost):
-    return (c.total, c.compute, c.memory, c.network, c.overhead)

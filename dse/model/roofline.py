@@ -31,6 +31,15 @@ class Cost(eqx.Module):
     def scale(self, k: Array) -> Cost:
         return Cost(*[a * k for a in _fields(self)])
 
+    def as_tuple(self) -> tuple[Array, ...]:
+        return _fields(self)
+
+
+def select_cost(flag: Array, if_true: Cost, if_false: Cost) -> Cost:
+    """``jnp.where`` over every share of two costs (both branches are computed: pick, don't
+    branch, so vmapped designs with different choices stay in one program)."""
+    return Cost(*[jnp.where(flag, a, b) for a, b in zip(_fields(if_true), _fields(if_false))])
+
 
 def _fields(c: Cost) -> tuple[Array, ...]:
     return (c.total, c.compute, c.memory, c.network, c.overhead)

@@ -25,7 +25,7 @@ from jax import Array
 
 from .layer import Segment, Setup, _gemm
 from .numerics import safe_div, safe_pow
-from .roofline import Cost, overhead_cost
+from .roofline import Cost, overhead_cost, select_cost
 from .step import draft_cost
 
 SPEC_METHODS = ("none", "mtp", "draft_model", "ngram")
@@ -65,12 +65,4 @@ def speculation_cost(
     mtp = draft_cost(s, seg, k)
     model = draft_model_cost(s, seg, k, draft_params_b)
     zero = Cost(*(jnp.zeros_like(k),) * 5)
-    pick = [
-        jnp.where(method == 1.0, a, jnp.where(method == 2.0, b, c))
-        for a, b, c in zip(_fields(mtp), _fields(model), _fields(zero))
-    ]
-    return Cost(*pick)
-
-
-def _fields(c: Cost) -> tuple[Array, ...]:
-    return (c.total, c.compute, c.memory, c.network, c.overhead)
+    return select_cost(method == 1.0, mtp, select_cost(method == 2.0, model, zero))

@@ -33,7 +33,7 @@ from .layer import (
     moe_experts,
 )
 from .numerics import safe_div, safe_pow
-from .roofline import Cost, network_cost, overhead_cost
+from .roofline import Cost, network_cost, overhead_cost, select_cost
 
 
 def _tp_all_reduce(s: Setup, tokens: Array, group: Array) -> Cost:
@@ -147,10 +147,6 @@ def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:
     moe = moe + _moe_all_to_all(s, tokens, imbalance)
     is_moe = a.num_experts > 0
     mlp = dense_mlp(s, tokens, a.intermediate_size)
-    ffn = Cost(*[jnp.where(is_moe, m, d) for m, d in zip(_as_tuple(moe), _as_tuple(mlp))])
+    ffn = select_cost(is_moe, moe, mlp)
     per_token = layer + ffn + logits(s, tokens) + overhead_cost(s.eff.layer_overhead_us * 1e-6)
     return per_token.scale(draft_tokens)
-
-
-def _as_tuple(c: Cost) -> tuple[Array, ...]:
-    return (c.total, c.compute, c.memory, c.network, c.overhead)

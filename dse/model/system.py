@@ -31,7 +31,8 @@ from .layer import Segment
 from .numerics import expected_max_poisson, finite_or, safe_div
 from .pools import Pools, decode_step
 from .precision import accuracy_penalty_pct
-from .roofline import Cost
+from .metrics import bound_code
+from .roofline import select_cost
 from .speculation import expected_tokens_per_step, method_acceptance
 from .step import forward_cost
 from .system_design import SystemDesign
@@ -97,7 +98,7 @@ def evaluate_system(
     active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
     dec_active = decode_step(p, sd, jnp.maximum(active, 1e-9), k)
     step = jnp.where(disagg, dec_active.total, agg_step.total)
-    step_cost = _select_cost(disagg, dec_active, agg_step)
+    step_cost = select_cost(disagg, dec_active, agg_step)
     tpot = step / tau
     rho = jnp.where(disagg, safe_div(rate, prefill_rate), 0.0)
 
@@ -136,7 +137,7 @@ def evaluate_system(
     reason = _reason(p, sd, storage_load)
     feasible = reason == 0.0
     bound = jnp.where(
-        disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, _bound(step_cost)
+        disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, bound_code(step_cost)
     )
     cached_tok_s = rate * isl * hits.total
     metrics = SystemMetrics(
@@ -193,18 +194,6 @@ def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Arra
     prompts = expected_max_poisson(seg.seqs * tau / osl, synced)
     admitted = Segment(prompts, uncached, p.profile.input_tokens - uncached, absorbed=False)
     return decode_step(p, sd, batch, k, extra=admitted)
-
-
-def _select_cost(flag: Array, a: Cost, b: Cost) -> Cost:
-    return Cost(*[jnp.where(flag, x, y) for x, y in zip(_f(a), _f(b))])
-
-
-def _f(c):
-    return (c.total, c.compute, c.memory, c.network, c.overhead)
-
-
-def _bound(c) -> Array:
-    return jnp.argmax(jnp.stack([c.compute, c.memory, c.network, c.overhead])).astype(jnp.float64)
 
 
 def _reason(p: Pools, sd: SystemDesign, storage_load: Array) -> Array:
