@@ -151,17 +151,14 @@ class Pools:
         one = jnp.ones_like(uncached)
         return forward_cost(self.prefill_setup, (self._prefill_segment(one, uncached),), one)
 
-    def prefill_batch_time(self, uncached: Array) -> Array:
+    def prefill_throughput(self, uncached: Array) -> tuple[Array, Array]:
+        """(requests/s the prefill pool completes at full load, seconds of one batched pass)."""
+        d = self.prefill_setup.design
         per_rank = self._prefill_per_rank(uncached)
         seg = self._prefill_segment(per_rank, uncached)
-        return forward_cost(self.prefill_setup, (seg,), per_rank).total
-
-    def prefill_rate(self, uncached: Array) -> Array:
-        """Requests/s the prefill pool completes at full load."""
-        d = self.prefill_setup.design
+        batch_time = forward_cost(self.prefill_setup, (seg,), per_rank).total
         workers = safe_div(self.sd.prefill_units, d.tp * d.dp)
-        per_rank = self._prefill_per_rank(uncached)
-        return safe_div(workers * d.dp * per_rank, self.prefill_batch_time(uncached))
+        return safe_div(workers * d.dp * per_rank, batch_time), batch_time
 
 
 def _select_setup(flag: Array, a: Setup, b: Setup) -> Setup:

@@ -78,21 +78,21 @@ def evaluate_system(
             hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s
         )
         uncached = jnp.clip(isl * (1.0 - hits.total) + plan.recompute_tokens, 1.0, isl)
-        prefill_rate = p.prefill_rate(uncached)
+        prefill_rate, prefill_batch = p.prefill_throughput(uncached)
         agg_step = _agg_iteration(p, sd, batch, k, tau, uncached)
         agg_rate = safe_div(p.decode_workers * batch * tau, agg_step.total * osl)
         rate = jnp.where(
             disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
         )
         one = p.prefill_one(uncached)
-        return (rate, safe_div(one.total, uncached, 1e-3)), (hits, plan, uncached, agg_step, one)
+        recompute = safe_div(one.total, uncached, 1e-3)
+        return (rate, recompute), (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch)
 
     recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
     carry = jax.lax.fori_loop(
         0, FIXED_POINT_PASSES - 1, lambda _, c: settle(c)[0], (decode_rate, recompute_s)
     )
-    (rate, _), (hits, plan, uncached, agg_step, one) = settle(carry)
-    prefill_rate = p.prefill_rate(uncached)
+    (rate, _), (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch) = settle(carry)
 
     # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are faster.
     active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
@@ -104,7 +104,7 @@ def evaluate_system(
 
     # TTFT: prefill of one request (restores overlap it layer by layer), KV hand-off, queue.
     prefill_alone = jnp.maximum(one.total, plan.seconds)
-    queue = safe_div(rho, 2.0 * (1.0 - jnp.minimum(rho, 0.99))) * p.prefill_batch_time(uncached)
+    queue = safe_div(rho, 2.0 * (1.0 - jnp.minimum(rho, 0.99))) * prefill_batch
     ttft_disagg = prefill_alone + p.handoff_seconds + queue
     first = forward_cost(
         p.decode,
@@ -148,8 +148,10 @@ def evaluate_system(
         tok_s_per_unit=safe_div(out_tok_s, sd.units),
         input_tok_s=rate * isl,
         requests_s=rate,
-        sessions=safe_div(rate, profile.requests_per_session)
-        * (profile.requests_per_session * (ttft + osl * tpot + profile.gap_s))
+        # Little's law: each request cycle (wait, decode, tool/think gap) of a session's
+        # agents_in_flight parallel agents keeps one session busy.
+        sessions=rate
+        * (ttft + osl * tpot + profile.gap_s)
         / jnp.maximum(profile.agents_in_flight, 1.0),
         hit_rate=hits.total,
         hit_hbm=hits.hbm,
