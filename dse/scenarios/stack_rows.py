@@ -18,6 +18,7 @@ import pandas as pd
 from ..model.design import DTYPE_BITS
 from ..model.speculation import SPEC_METHODS
 from ..stack import Stack, load_group
+from ..stack.config import number as config_number
 
 STACK_INPUT_COLUMNS = (
     "workload", "system", "software", "prefill_hardware", "ffn_hardware", "prefill_tp",
@@ -78,13 +79,7 @@ def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
     for col, field in NUMERIC_OVERRIDES.items():
         v = row.get(col)
         if not _blank(v):
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                raise ValueError(f"column {col}={v!r} is not a number") from None
-            if not math.isfinite(x) or x < 0:
-                raise ValueError(f"column {col}={v!r} must be a finite number >= 0")
-            overrides[field] = x
+            overrides[field] = config_number(f"column {col}", v)
     for col, field in (("prefill_hardware", "prefill_hw"), ("ffn_hardware", "ffn_hw")):
         if not _blank(row.get(col)):
             overrides[field] = float(stack.hw_index[stack.catalog.accelerator(str(row[col])).name])

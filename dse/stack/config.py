@@ -67,7 +67,7 @@ def _check_keys(where: str, data: dict, allowed: set[str]) -> None:
             raise ValueError(f"{where}: unknown key {key!r}{hint} (allowed: {sorted(allowed)})")
 
 
-def _number(where: str, value, *, minimum: float = 0.0, integer: bool = False) -> float:
+def number(where: str, value, *, minimum: float = 0.0, integer: bool = False) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -102,7 +102,7 @@ def _pool(name: str, data: dict | None, catalog: Catalog, hw_index: dict) -> dic
     for key in POOL_KEYS[name] - {"hardware"}:
         default = {"units": 0.0, "microbatches": 2.0}.get(key, 1.0)
         minimum = 0.0 if key == "units" else 1.0
-        out[key] = _number(f"{where}.{key}", data.get(key, default), minimum=minimum, integer=True)
+        out[key] = number(f"{where}.{key}", data.get(key, default), minimum=minimum, integer=True)
     worker = out["tp"] * out.get("pp", 1.0) * out.get("dp", 1.0)
     if name != "ffn" and out["units"] > 0 and out["units"] % worker:
         raise ValueError(
@@ -144,7 +144,7 @@ def system_values(
     method = str(spec.get("method", "none")).strip().lower()
     if method not in SPEC_METHODS:
         raise ValueError(f"software.speculation.method={method!r} is not one of {SPEC_METHODS}")
-    k = _number("software.speculation.k", spec.get("k", 0), integer=True)
+    k = number("software.speculation.k", spec.get("k", 0), integer=True)
     weight = _dtype("software.weight_dtype", software.get("weight_dtype"), "fp8")
     return dict(
         model=float(model_index), decode_hw=dec["hw"], prefill_hw=pre.get("hw", dec["hw"]),
@@ -152,17 +152,17 @@ def system_values(
         weight_bits=weight, act_bits=_dtype("software.act_dtype", software.get("act_dtype"), None),
         kv_bits=_dtype("software.kv_dtype", software.get("kv_dtype"), "fp8"),
         tp=dec["tp"], pp=dec["pp"], ep=dec["ep"], dp=dec["dp"], decode_units=dec["units"],
-        batch=_number("software.batch", software.get("batch", 0)),
+        batch=number("software.batch", software.get("batch", 0)),
         prefill_tp=pre.get("tp", 1.0), prefill_ep=pre.get("ep", 1.0),
         prefill_dp=pre.get("dp", 1.0), prefill_units=pre.get("units", 0.0),
         ffn_tp=ffn.get("tp", 1.0), ffn_pp=ffn.get("pp", 1.0), ffn_units=ffn.get("units", 0.0),
         microbatches=ffn.get("microbatches", 2.0),
         spec_method=float(SPEC_METHODS.index(method)), spec_k=k if method != "none" else 0.0,
-        draft_params_b=_number("software.speculation.draft_params_b", spec.get("draft_params_b", 1.0)),
+        draft_params_b=number("software.speculation.draft_params_b", spec.get("draft_params_b", 1.0)),
         prompt_cache=1.0 if software.get("prompt_cache", True) else 0.0,
-        host_gb_per_gpu=_number("system.tiers.host_gb_per_gpu", tiers.get("host_gb_per_gpu", 0)),
-        storage_tb=_number("system.tiers.storage_tb", tiers.get("storage_tb", 0)),
-        storage_gbs=_number("system.tiers.storage_gbs", tiers.get("storage_gbs", 0)),
+        host_gb_per_gpu=number("system.tiers.host_gb_per_gpu", tiers.get("host_gb_per_gpu", 0)),
+        storage_tb=number("system.tiers.storage_tb", tiers.get("storage_tb", 0)),
+        storage_gbs=number("system.tiers.storage_gbs", tiers.get("storage_gbs", 0)),
     )  # fmt: skip
 
 
