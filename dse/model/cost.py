@@ -51,6 +51,14 @@ class CostParams(eqx.Module):
     storage_usd_per_tb: Array  # context-storage tier (drives + servers + DPUs)
     storage_w_per_tb: Array
     storage_gbs_per_tb: Array  # read bandwidth the drives of one TB provide
+    # Hypothetical hardware (model/hypothetical.py): price shares per unit scale of a spec.
+    compute_price_share: Array
+    hbm_gb_price_share: Array
+    hbm_bw_price_share: Array
+    scaleup_price_share: Array
+    sram_usd_per_mb: Array
+    compute_power_share: Array  # TDP shares per unit scale
+    hbm_power_share: Array
 
 
 COST_FIELDS: tuple[str, ...] = tuple(CostParams.__dataclass_fields__)

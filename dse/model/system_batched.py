@@ -17,6 +17,7 @@ import numpy as np
 from ..catalog.architecture import Architecture
 from ..catalog.hardware import Hardware, HostTier
 from .batched import run_in_chunks
+from .hypothetical import apply_where, hypothetical_hardware
 from .system import evaluate_system
 from .system_design import SystemDesign
 from .system_metrics import SystemMetrics
@@ -36,12 +37,16 @@ def _take(tree, idx):
 
 
 def evaluate_system_indexed(tables: SystemTables, eff, rt, cost, profile, sd: SystemDesign):
-    """One system design whose catalog entries are rows of ``tables``."""
+    """One system design whose catalog entries are rows of ``tables``; the design's
+    hypothetical-hardware knobs replace the decode accelerator type in every pool using it."""
+    decode = hypothetical_hardware(_take(tables.hardware, sd.decode_hw), sd, cost)
+    prefill = _take(tables.hardware, sd.prefill_hw)
+    ffn = _take(tables.hardware, sd.ffn_hw)
     return evaluate_system(
         _take(tables.archs, sd.model),
-        _take(tables.hardware, sd.decode_hw),
-        _take(tables.hardware, sd.prefill_hw),
-        _take(tables.hardware, sd.ffn_hw),
+        decode,
+        apply_where(sd.prefill_hw == sd.decode_hw, decode, prefill),
+        apply_where(sd.ffn_hw == sd.decode_hw, decode, ffn),
         _take(tables.hosts, sd.host),
         eff,
         rt,

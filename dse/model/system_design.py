@@ -11,7 +11,10 @@ One :class:`SystemDesign` is one deployment (a "replica" of the co-designed stac
   ``microbatches`` ping-pong micro-batches;
 * precision per tensor class (weights, GEMM activations, KV), speculative decoding
   (method, draft length, draft-model size), prompt caching on/off and the KV tiers (host
-  memory per GPU, context storage capacity and bandwidth).
+  memory per GPU, context storage capacity and bandwidth);
+* six continuous hypothetical-hardware knobs (``flops_scale`` ... ``scaleout_bw_scale``, 1.0 =
+  the catalog chip) that scale the decode accelerator's specs, price and power
+  (:mod:`dse.model.hypothetical`).
 
 Hardware types are indices into stacked tables (``*_hw`` into accelerators, ``host`` into
 host tiers), so a batch of systems is one pytree of arrays and every field is a float64
@@ -54,6 +57,13 @@ SYSTEM_DEFAULTS: dict[str, float] = dict(
     host_gb_per_gpu=0.0,
     storage_tb=0.0,
     storage_gbs=0.0,
+    # Hypothetical-hardware knobs on the decode pool's accelerator (model/hypothetical.py).
+    flops_scale=1.0,
+    hbm_bw_scale=1.0,
+    hbm_gb_scale=1.0,
+    sram_scale=1.0,
+    scaleup_bw_scale=1.0,
+    scaleout_bw_scale=1.0,
 )
 
 
@@ -87,6 +97,12 @@ class SystemDesign(eqx.Module):
     host_gb_per_gpu: Array
     storage_tb: Array
     storage_gbs: Array
+    flops_scale: Array
+    hbm_bw_scale: Array
+    hbm_gb_scale: Array
+    sram_scale: Array
+    scaleup_bw_scale: Array
+    scaleout_bw_scale: Array
 
     @property
     def decode_worker(self) -> Array:

@@ -19,6 +19,7 @@ import yaml
 
 from ..catalog import Catalog, conf_dir
 from ..model.design import DTYPE_BITS
+from ..model.hypothetical import HARDWARE_KNOBS
 from ..model.speculation import SPEC_METHODS
 
 POOL_KEYS = {
@@ -26,7 +27,9 @@ POOL_KEYS = {
     "prefill": {"hardware", "units", "tp", "ep", "dp"},
     "ffn": {"hardware", "units", "tp", "pp", "microbatches"},
 }
-SYSTEM_KEYS = {"title", "decode", "prefill", "ffn", "host", "tiers", "sources", "notes"}
+SYSTEM_KEYS = {
+    "title", "decode", "prefill", "ffn", "host", "tiers", "hypothetical", "sources", "notes",
+}  # fmt: skip
 TIER_KEYS = {"host_gb_per_gpu", "storage_tb", "storage_gbs"}
 SOFTWARE_KEYS = {
     "title", "weight_dtype", "act_dtype", "kv_dtype", "batch", "speculation", "prompt_cache",
@@ -146,6 +149,13 @@ def system_values(
         raise ValueError(f"software.speculation.method={method!r} is not one of {SPEC_METHODS}")
     k = number("software.speculation.k", spec.get("k", 0), integer=True)
     weight = _dtype("software.weight_dtype", software.get("weight_dtype"), "fp8")
+    knobs = system.get("hypothetical") or {}
+    _check_keys("system.hypothetical", knobs, set(HARDWARE_KNOBS))
+    scales = {}
+    for knob in HARDWARE_KNOBS:
+        scales[knob] = number(f"system.hypothetical.{knob}", knobs.get(knob, 1.0))
+        if scales[knob] <= 0:
+            raise ValueError(f"system.hypothetical.{knob} must be > 0 (1.0 = the catalog chip)")
     return dict(
         model=float(model_index), decode_hw=dec["hw"], prefill_hw=pre.get("hw", dec["hw"]),
         ffn_hw=ffn.get("hw", dec["hw"]), host=float(host_index[host]),
@@ -163,6 +173,7 @@ def system_values(
         host_gb_per_gpu=number("system.tiers.host_gb_per_gpu", tiers.get("host_gb_per_gpu", 0)),
         storage_tb=number("system.tiers.storage_tb", tiers.get("storage_tb", 0)),
         storage_gbs=number("system.tiers.storage_gbs", tiers.get("storage_gbs", 0)),
+        **scales,
     )  # fmt: skip
 
 
