@@ -114,6 +114,11 @@ def _cmd_stack(args) -> int:
 
 
 def _cmd_main(args) -> int:
+    """The default study end to end (``dse search`` with no overrides)."""
+    return _search([], args.debug)
+
+
+def _cmd_predict_examples(args) -> int:
     root = Path(__file__).resolve().parents[1]
     ns = argparse.Namespace(
         input=str(root / "examples" / "scenarios.csv"),
@@ -190,12 +195,36 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-o", "--output", help="output folder (default results/stack/<study>)")
     st.set_defaults(func=_cmd_stack)
 
-    ma = sub.add_parser("main", help="the default job: predict the shipped example scenarios")
+    ma = sub.add_parser(
+        "main", help="the default job: the default study (dse search, no overrides) end to end"
+    )
     ma.set_defaults(func=_cmd_main)
+    se = sub.add_parser(
+        "search",
+        help="run a study: dse search study=NAME [key=value ...] (Hydra; -m for multirun, "
+        "--help for its options)",
+        add_help=False,
+    )
+    se.set_defaults(func=None)
     return p
 
 
+def _search(argv: list[str], debug: bool) -> int:
+    from .search.app import main as search_main
+
+    if debug:
+        import os
+
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    return search_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[:1]
+    rest = argv[1:] if debug else argv
+    if rest[:1] == ["search"]:  # Hydra owns the rest of the command line
+        return _search(rest[1:], debug)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

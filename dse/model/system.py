@@ -25,13 +25,19 @@ from jax import Array
 from ..catalog.architecture import Architecture
 from ..catalog.hardware import Hardware, HostTier
 from ..workload.profile import WorkloadProfile
-from .cost import CostParams, accelerator_pool_cost, memory_tier_cost
+from .cost import (
+    HOURS_PER_YEAR,
+    CostParams,
+    accelerator_pool_cost,
+    capital_recovery_per_year,
+    memory_tier_cost,
+)
 from .efficiency import Efficiency, Runtime
 from .layer import Segment
+from .metrics import bound_code
 from .numerics import expected_max_poisson, finite_or, safe_div
 from .pools import Pools, decode_step
 from .precision import accuracy_penalty_pct
-from .metrics import bound_code
 from .roofline import select_cost
 from .speculation import expected_tokens_per_step, method_acceptance
 from .step import forward_cost
@@ -123,6 +129,10 @@ def evaluate_system(
     pool_f = accelerator_pool_cost(hw_ffn, sd.ffn_units, jnp.ones_like(rho), cost)
     tier = memory_tier_cost(jnp.zeros_like(rho), sd.storage_tb, cost, sd.storage_gbs)
     usd_h = pool_d.total_usd_h + pool_p.total_usd_h + pool_f.total_usd_h + tier.total_usd_h
+    owned = pool_d + pool_p + pool_f + tier
+    capex_usd = safe_div(
+        (owned.capex_usd_h + owned.network_usd_h) * HOURS_PER_YEAR, capital_recovery_per_year(cost)
+    )
     power_w = pool_d.power_w + pool_p.power_w + pool_f.power_w + tier.power_w
     out_tok_s = rate * osl
     # Aggregated: the decode pool's time is split between decoding and the prefill it hosts.
@@ -165,6 +175,7 @@ def evaluate_system(
         prefill_utilization=rho,
         usd_per_hour=usd_h,
         usd_per_unit_hour=safe_div(usd_h, sd.units),
+        capex_usd=capex_usd,
         power_kw=power_w / 1e3,
         usd_per_mtok=safe_div(usd_h, out_tok_s * mtok_h),
         usd_per_mtok_output=safe_div(usd_h_decode, out_tok_s * mtok_h),

@@ -69,6 +69,7 @@ class SystemMetrics(eqx.Module):
     prefill_utilization: Array
     usd_per_hour: Array
     usd_per_unit_hour: Array  # all-in $ per accelerator-hour (pools + tiers over units)
+    capex_usd: Array  # purchase price of pools, fabric and tiers (the hardware budget)
     power_kw: Array  # at the wall (PUE included)
     usd_per_mtok: Array  # all cost per million output tokens
     usd_per_mtok_output: Array  # decode (and FFN) pools' cost per million output tokens

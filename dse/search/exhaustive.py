@@ -1,47 +1,38 @@
-"""Exhaustive search: every point of a discrete space through the vectorized system model,
-chunk by chunk, keeping only the running Pareto front (``pareto.Front``).
+"""Exhaustive search: every point of a discrete space through the vectorized model, chunk by
+chunk, keeping only the running Pareto front (``pareto.Front``) and, for small spaces, every
+evaluated point.
 
-Categorical ``system`` / ``software`` choices are resolved once into base design values; each
-chunk gathers them by index, applies the numeric fields, evaluates in one compiled call (fixed
-chunk shape: one compilation for any space size) and merges its feasible points into the front.
+Chunks have a fixed shape (one compilation for any space size) and memory stays flat: the
+front is merged per chunk with moocore and design ids are global point ids, decoded again at
+the end. A ``checkpoint`` callback receives ``(next_start, front, counts)`` after each chunk so
+a study can persist progress and ``start`` resumes from it.
 """
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..model.system_batched import evaluate_systems
-from ..model.system_design import SYSTEM_FIELDS, SystemDesign
 from ..stack import Stack
-from .pareto import Front
+from .evaluate import Evaluator
+from .objectives import Constraint, Objective, meets
+from .pareto import Front, pareto_mask
 from .space import Space
 
-
-@dataclass(frozen=True)
-class Objective:
-    metric: str  # a SystemMetrics field
-    maximize: bool
+KEEP_ALL_POINTS = 250_000  # above this, only the front is tabulated (memory)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    front: Front
+    front: Front  # objective values and global point ids (union of the per-system fronts)
     evaluated: int
-    feasible: int
+    feasible: int  # feasible and meeting the constraints
     space: Space
-
-
-def _bases(stack: Stack, model: str, space: Space) -> tuple[np.ndarray, dict[tuple, int]]:
-    systems = dict(zip(space.fields, space.choices)).get("system", ("vr200_nvl72",))
-    softwares = dict(zip(space.fields, space.choices)).get("software", ("default",))
-    pairs = list(itertools.product(systems, softwares))
-    table = np.array(
-        [[stack.design_values(model, s, w)[f] for f in SYSTEM_FIELDS] for s, w in pairs]
-    )
-    return table, {p: i for i, p in enumerate(pairs)}
+    points: pd.DataFrame | None = None  # every evaluated point (small spaces / Optuna trials)
+    front_table: pd.DataFrame | None = None
 
 
 def exhaustive_search(
@@ -49,40 +40,79 @@ def exhaustive_search(
     model: str,
     space: Space,
     objectives: tuple[Objective, ...],
-    constraints: dict[str, tuple[float | None, float | None]] | None = None,
-    chunk: int = 1 << 14,
+    constraints: tuple[Constraint, ...] | dict | None = None,
+    chunk: int = 1 << 13,
+    keep_points: bool | None = None,
+    start: int = 0,
+    front: Front | None = None,
+    counts: tuple[int, int] = (0, 0),
+    checkpoint: Callable | None = None,
+    evaluator: Evaluator | None = None,
 ) -> SearchResult:
-    """Pareto front of ``objectives`` over all feasible points meeting ``constraints``
-    (metric -> (min, max), either bound None)."""
-    unknown = set(space.fields) - set(SYSTEM_FIELDS) - {"system", "software"}
-    if unknown:
-        raise ValueError(f"unknown space field(s) {sorted(unknown)}; use SystemDesign fields")
-    table, pair_index = _bases(stack, model, space)
-    systems = dict(zip(space.fields, space.choices)).get("system", ("vr200_nvl72",))
-    softwares = dict(zip(space.fields, space.choices)).get("software", ("default",))
+    """Pareto front of ``objectives`` over every point meeting ``constraints``, per subspace
+    (system): the result's front holds each system's own non-dominated points, so systems that
+    never reach the global frontier still show their trade-off; ``global_front`` filters it."""
+    constraints = _as_constraints(constraints)
+    ev = evaluator or Evaluator(stack, model, space, chunk=chunk)
     maximize = tuple(o.maximize for o in objectives)
-    front, evaluated, feasible = Front.empty(maximize), 0, 0
-    cal = stack.calibration
-    for start in range(0, space.size, chunk):
-        ids = np.arange(start, min(start + chunk, space.size))
-        idx = space.indices(ids)
-        s_idx = idx.get("system", np.zeros(len(ids), np.int64))
-        w_idx = idx.get("software", np.zeros(len(ids), np.int64))
-        rows = np.array([pair_index[(systems[a], softwares[b])] for a, b in zip(s_idx, w_idx)])
-        cols = {f: table[rows, j].copy() for j, f in enumerate(SYSTEM_FIELDS)}
-        for f, values in zip(space.fields, space.choices):
-            if f not in ("system", "software"):
-                cols[f] = np.asarray(values, dtype=np.float64)[idx[f]]
-        out = evaluate_systems(
-            stack.tables, cal.efficiency, cal.runtime, stack.cost, stack.profile,
-            SystemDesign(**cols), chunk=chunk,
-        )  # fmt: skip
-        ok = out.feasible > 0.5
-        for metric, (lo, hi) in (constraints or {}).items():
-            v = getattr(out, metric)
-            ok &= (v >= lo if lo is not None else True) & (v <= hi if hi is not None else True)
-        values = np.stack([getattr(out, o.metric) for o in objectives], axis=1)
-        front = front.merge(values[ok], ids[ok])
+    front = front if front is not None else Front.empty(maximize)
+    evaluated, feasible = counts
+    keep = space.size <= KEEP_ALL_POINTS if keep_points is None else keep_points
+    tables = []
+    for lo in range(start, space.size, ev.chunk):
+        ids = np.arange(lo, min(lo + ev.chunk, space.size))
+        cols = ev.decode(ids)
+        metrics = ev.evaluate(cols)
+        ok = meets(metrics, constraints)
+        values = np.stack([metrics[o.metric] for o in objectives], axis=1)
+        front = _merge_per_system(ev, front, values[ok], ids[ok], cols["_pair"][ok])
         evaluated += len(ids)
         feasible += int(ok.sum())
-    return SearchResult(front, evaluated, feasible, space)
+        if keep:
+            table = ev.frame(cols, metrics)
+            table.insert(0, "point", ids)
+            table["meets_constraints"] = ok
+            tables.append(table)
+        if checkpoint is not None:
+            checkpoint(int(ids[-1]) + 1, front, (evaluated, feasible))
+    points = pd.concat(tables, ignore_index=True) if tables else None
+    return SearchResult(front, evaluated, feasible, space, points, front_frame(ev, front))
+
+
+def _merge_per_system(ev: Evaluator, front: Front, values, ids, pair) -> Front:
+    """Merge a chunk into the per-system fronts (one Front holding all; a point's system is
+    that of its base (system, software) pair)."""
+    system = ev.pair_system[pair]
+    old = ev.pair_system[ev.decode(front.ids)["_pair"]] if len(front.ids) else system[:0]
+    parts = []
+    for k in np.union1d(np.unique(old), np.unique(system)):
+        mine = Front(front.maximize, front.values[old == k], front.ids[old == k])
+        parts.append(mine.merge(values[system == k], ids[system == k]))
+    if not parts:
+        return front
+    order = np.argsort(np.concatenate([p.ids for p in parts]), kind="stable")
+    return Front(
+        front.maximize,
+        np.concatenate([p.values for p in parts])[order],
+        np.concatenate([p.ids for p in parts])[order],
+    )
+
+
+def front_frame(ev: Evaluator, front: Front) -> pd.DataFrame:
+    """The front's designs re-evaluated and tabulated (ids are global point ids), with
+    ``on_frontier``: non-dominated across all systems, not only within its own."""
+    if not len(front.ids):
+        return pd.DataFrame()
+    cols = ev.decode(front.ids)
+    table = ev.frame(cols, ev.evaluate(cols))
+    table.insert(0, "point", front.ids)
+    table["on_frontier"] = pareto_mask(front.values, front.maximize)
+    return table
+
+
+def _as_constraints(constraints) -> tuple[Constraint, ...]:
+    if constraints is None:
+        return ()
+    if isinstance(constraints, dict):  # metric -> (min, max)
+        return tuple(Constraint(m, lo, hi) for m, (lo, hi) in constraints.items())
+    return tuple(constraints)

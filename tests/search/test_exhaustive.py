@@ -9,10 +9,11 @@ from dse.stack import Stack
 
 
 def test_space_enumerates_the_product_in_mixed_radix():
-    space = Space.from_mapping({"a": [1, 2], "b": ["x", "y", "z"]})
+    space = Space.from_mapping({"system": [1, 2], "b": ["x", "y", "z"]})
     assert space.size == 6
     assert [space.point(i) for i in (0, 1, 3, 5)] == [
-        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "z"}
+        {"system": 1, "b": "x"}, {"system": 1, "b": "y"}, {"system": 2, "b": "x"},
+        {"system": 2, "b": "z"},
     ]  # fmt: skip
 
 
@@ -33,6 +34,13 @@ def test_exhaustive_front_equals_brute_force():
     df = stack.evaluate(rows)
     feas = df["feasible"].to_numpy()
     values = df[["tok_s_user", "tok_s_per_unit"]].to_numpy()
-    ids = np.nonzero(feas)[0][pareto_mask(values[feas], (True, True))]
+    ids = []  # the result keeps each system's own front
+    for system in df["system"].unique():
+        mine = feas & (df["system"] == system).to_numpy()
+        ids += list(np.nonzero(mine)[0][pareto_mask(values[mine], (True, True))])
     assert result.evaluated == space.size and result.feasible == int(feas.sum())
     assert (np.sort(result.front.ids) == np.sort(ids)).all()
+    # and the table flags the global frontier
+    glob = np.nonzero(feas)[0][pareto_mask(values[feas], (True, True))]
+    flagged = result.front_table.loc[result.front_table["on_frontier"], "point"]
+    assert sorted(flagged) == sorted(glob)

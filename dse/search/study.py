@@ -1,0 +1,295 @@
+"""One study, end to end: resolved config → Stack → space → engine → ``results/<study>/<run>/``.
+
+The single entry point behind ``dse search`` (Hydra app), the dse sweeper and the Python API::
+
+    from dse.search import search
+    outcome = search("seed_rubin_lpx", ["search=optuna", "search.n_trials=4000"])
+    outcome.frontier  # a DataFrame
+
+Engines (``search.engine``, ``conf/search/``): ``exhaustive`` (every point, streaming Pareto
+filter, checkpointed per chunk), ``optuna`` (batched ask/tell, persistent storage, resumable),
+``milp`` (cvxpy/HiGHS hardware mix for a demand). Any Pareto engine may add ``refine`` (projected
+gradient from the best discrete points) and ``sensitivities`` (Jacobians at those points).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..catalog import conf_dir
+from ..stack import Stack
+from ..stack.config import load_group
+from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluate import Evaluator
+from .exhaustive import KEEP_ALL_POINTS, SearchResult, exhaustive_search
+from .objectives import Objective, meets, parse_constraints, parse_objectives
+from .optuna_search import optuna_search
+from .results import (
+    best_configs,
+    default_reference,
+    front_hypervolume,
+    summary_json,
+    write_table,
+    write_text,
+)
+from .space import Space
+
+log = logging.getLogger("dse.search")
+ENGINES = ("exhaustive", "optuna", "milp")
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    out_dir: Path
+    summary: dict
+    frontier: pd.DataFrame
+    best: pd.DataFrame
+    points: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)  # engine-specific tables (mix, refine, ...)
+
+
+def _plain(cfg) -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def _stack(cfg: dict, choices: dict) -> tuple[Stack, str]:
+    """The Stack for the study; group contents edited on the command line are applied (cost)
+    or refused (model/workload: edit a copy of the file), never silently dropped."""
+    cost_name = choices.get("cost") or "default"
+    cost_file = load_group("cost", cost_name)
+    cost_over = {k: v for k, v in (cfg.get("cost") or {}).items()
+                 if k not in ("title", "sources", "notes") and cost_file.get(k) != v}  # fmt: skip
+    traffic = cfg.get("traffic")
+    for group in ("workload", "model"):
+        if traffic and group == "workload":
+            continue
+        name = choices.get(group)
+        if name and not _same(cfg.get(group), load_group(group, name)):
+            raise ValueError(
+                f"{group}: fields of conf/{group}/{name}.yaml were overridden on the command line; "
+                f"copy the file to a new name, edit it and pass {group}=NEW_NAME"
+            )
+    sessions = int(cfg.get("sessions", 64))
+    if traffic:
+        from ..workload.fixed import fixed_length_profile
+
+        t = dict(traffic)
+        profile = fixed_length_profile(float(t["isl"]), float(t["osl"]), float(t.get("prefix", 0)))
+        return Stack(profile, cost=cost_name, cost_overrides=cost_over), "fixed"
+    workload = choices.get("workload") or "agentic_coding"
+    return Stack(workload, cost=cost_name, cost_overrides=cost_over, sessions=sessions), workload
+
+
+def _same(a, b) -> bool:
+    """Equal as config values (OmegaConf reads ``32e9`` as a float where PyYAML keeps a str)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
+    """The space config, with ``hardware=NAME`` pinning the GPU pools (and host tier) to it."""
+    space = dict(cfg.get("space") or {})
+    hardware = choices.get("hardware")
+    if hardware:
+        entry = stack.catalog.accelerator(hardware)
+        pin = {"decode_hw": [entry.name], "prefill_hw": [entry.name]}
+        if entry.host:
+            pin["host"] = [entry.host]
+        space["choices"] = {**(space.get("choices") or {}), **pin}
+        for own in (space.get("systems") or {}).values() if isinstance(space.get("systems"), dict) else ():
+            for key in pin:
+                (own or {}).pop(key, None)
+    space.pop("title", None)
+    return Space.from_mapping(space)
+
+
+def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
+    """Run the study described by a resolved config; write and return its results."""
+    t0 = time.perf_counter()
+    cfg = _plain(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(yaml.safe_dump(cfg, sort_keys=False), out / "config.yaml")
+    s = dict(cfg.get("search") or {})
+    engine = str(s.get("engine", "exhaustive"))
+    if engine not in ENGINES:
+        raise ValueError(f"search.engine={engine!r} is not one of {', '.join(ENGINES)}")
+    model = choices.get("model") or cfg.get("model_name")
+    stack, workload = _stack(cfg, choices)
+    summary = {
+        "study": choices.get("study"), "model": model, "workload": workload,
+        "hardware": choices.get("hardware"), "engine": engine, "title": cfg.get("title"),
+    }  # fmt: skip
+    if engine == "milp":
+        return _run_milp(cfg, s, stack, model, out, summary, t0)
+
+    objectives = parse_objectives(cfg.get("objectives"))
+    constraints = parse_constraints(cfg.get("constraints"))
+    space = _space(cfg, choices, stack)
+    ev = Evaluator(stack, model, space, chunk=int(s.get("chunk", 1 << 13)))
+    summary["space_size"] = space.size
+    if engine == "exhaustive":
+        result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out)
+    else:
+        result, _ = optuna_search(
+            ev, objectives, constraints,
+            n_trials=int(s.get("n_trials", 2000)), batch=int(s.get("batch", 256)),
+            sampler=str(s.get("sampler", "nsga2")), population=int(s.get("population", 100)),
+            seed=int(s.get("seed", 0)), storage=_storage(s.get("storage"), out),
+            study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
+            progress=lambda done, n: log.info("optuna: %d/%d trials", done, n),
+        )  # fmt: skip
+    frontier = result.front_table if result.front_table is not None else pd.DataFrame()
+    rank = Objective(*_rank_by(cfg))
+    where = parse_constraints(cfg.get("best_where"))
+    chosen = frontier[meets({c: frontier[c] for c in frontier}, where)] if where and len(frontier) else frontier
+    best = best_configs(chosen, objectives, rank)
+    written = []
+    if result.points is not None:
+        written += write_table(result.points, out, "points")
+    written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
+    extra = {}
+    if s.get("refine") or s.get("sensitivities"):
+        extra = _gradients(stack, ev, frontier, objectives, constraints, s, out)
+        written += [f for t in extra.values() if isinstance(t, tuple) for f in t[1]]
+        extra = {k: v[0] if isinstance(v, tuple) else v for k, v in extra.items()}
+    ref = default_reference(objectives, frontier)
+    summary.update(
+        evaluated=result.evaluated, feasible=result.feasible, frontier=len(frontier),
+        objectives=[o.__dict__ for o in objectives], constraints=[c.__dict__ for c in constraints],
+        hypervolume=front_hypervolume(frontier, objectives, ref), hypervolume_reference=ref,
+        seconds=round(time.perf_counter() - t0, 2), files=written + ["config.yaml", "summary.json"],
+    )  # fmt: skip
+    summary_json(out / "summary.json", summary)
+    return StudyOutcome(out, summary, frontier, best, result.points, extra)
+
+
+def _rank_by(cfg: dict) -> tuple[str, bool]:
+    rank = cfg.get("rank_by") or "min:usd_per_mtok"
+    (o,) = parse_objectives([rank])
+    return o.metric, o.maximize
+
+
+def _storage(storage, out: Path) -> str | None:
+    """``journal`` (default): a journal file in the run folder; ``memory``/null: none; else an
+    Optuna storage URL (``postgresql://user:pw@host/db``) or a file path."""
+    if storage in (None, "memory", "none"):
+        return None
+    if storage == "journal":
+        return str(out / "optuna.journal")
+    return str(storage)
+
+
+def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out) -> SearchResult:
+    """Exhaustive sweep, resumed from ``checkpoint.npz`` in the run folder when present."""
+    maximize = tuple(o.maximize for o in objectives)
+    keep = s.get("keep_points")
+    keep = space.size <= KEEP_ALL_POINTS if keep is None else bool(keep)
+    # Small spaces (every point tabulated) simply rerun; large ones resume from the checkpoint.
+    resume = s.get("resume", True) and not keep
+    state = load_checkpoint(out / "checkpoint.npz", space.size, maximize) if resume else None
+    start, front, counts = state or (0, None, (0, 0))
+    if start:
+        log.info("exhaustive: resuming at point %d of %d", start, space.size)
+    every = max(1, int(s.get("checkpoint_every", 16)))
+    tick = {"n": 0}
+
+    def checkpoint(next_start, front, counts):
+        tick["n"] += 1
+        if tick["n"] % every == 0 or next_start >= space.size:
+            save_checkpoint(out / "checkpoint.npz", next_start, front, counts, space.size)
+
+    return exhaustive_search(
+        stack, model, space, objectives, constraints, keep_points=keep,
+        start=start, front=front, counts=counts, checkpoint=checkpoint, evaluator=ev,
+    )  # fmt: skip
+
+
+def _gradients(stack, ev, frontier, objectives, constraints, s, out) -> dict:
+    from .gradients import refine, sensitivities
+
+    if frontier.empty:
+        return {}
+    top = int((s.get("refine") or {}).get("top", 8)) if s.get("refine") else 8
+    pick = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
+    pick = pick.iloc[np.linspace(0, len(pick) - 1, min(top, len(pick))).astype(int)]
+    from ..model.system_design import SYSTEM_FIELDS
+
+    rows = [{f: float(r[f]) if f != "model" else float(ev.stack.model_names.index(
+        ev.stack.catalog.model(ev.model).id)) for f in SYSTEM_FIELDS} for _, r in pick.iterrows()]  # fmt: skip
+    extra = {}
+    if s.get("sensitivities"):
+        table = sensitivities(stack, rows)
+        extra["sensitivities"] = (table, write_table(table, out, "sensitivities"))
+    r = s.get("refine")
+    if r:
+        r = dict(r)
+        cons = {c.metric: (c.low, c.high) for c in constraints}
+        res = refine(stack, rows, objective=r.get("objective", "tok_s_per_unit"),
+                     constraints=cons, steps=int(r.get("steps", 30)))  # fmt: skip
+        table = res.metrics.copy()
+        for f in res.fields:
+            table[f"start_{f}"] = [row[f] for row in res.starts]
+            table[f] = [row[f] for row in res.refined]
+        table["objective_before"], table["objective_after"] = res.objective_before, res.objective_after
+        table["improved"], table["constraints_met"] = res.improved, res.constraints_met
+        extra["refined"] = (table, write_table(table, out, "refined"))
+    return extra
+
+
+def _run_milp(cfg, s, stack, model, out, summary, t0) -> StudyOutcome:
+    from .mix_rates import hardware_mix
+
+    opts = {k: v for k, v in s.items() if k not in ("engine", "demand_sessions_s")}
+    if "demand_sessions_s" not in s:
+        raise ValueError("search.demand_sessions_s: give the demand (agent sessions per second)")
+    result = hardware_mix(stack, model, float(s["demand_sessions_s"]), **opts)
+    table = result.to_frame()
+    written = write_table(table, out, "mix")
+    summary.update(result.summary())
+    summary.update(seconds=round(time.perf_counter() - t0, 2), files=written + ["summary.json"])
+    summary_json(out / "summary.json", summary)
+    return StudyOutcome(out, summary, pd.DataFrame(), table, None, {"mix": result})
+
+
+def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:
+    """The resolved config and group choices for ``study`` + overrides (Hydra compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides) + ([f"study={study}"] if study else [])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(conf_dir().resolve()), version_base="1.3"):
+        cfg = hydra_compose("dse", overrides=overrides, return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    return cfg, choices
+
+
+def search(study: str | None = None, overrides=(), out_dir: str | Path | None = None) -> StudyOutcome:
+    """Python API: run a study as ``dse search study=NAME overrides...`` would."""
+    from omegaconf import OmegaConf
+
+    cfg, choices = compose(study, overrides)
+    run = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return run_study(cfg, choices, run)
+
+

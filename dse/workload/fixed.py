@@ -1,0 +1,84 @@
+"""A fixed-length benchmark workload: every request has the same ISL and OSL, none shares a prefix.
+
+Serving benchmarks and configurators (NVIDIA aiconfigurator's ``cli default``, TRT-LLM's
+``benchmark_serving``, InferenceX, MLPerf-style sweeps with constant lengths) ask one question:
+a steady stream of *independent* requests, each ``isl`` prompt tokens and ``osl`` output
+tokens, no multi-turn sessions, no tool or think gaps, no prefix reuse between requests.
+:func:`fixed_length_profile` writes that traffic directly as a :class:`WorkloadProfile`,
+without simulating sessions, so a :class:`dse.stack.Stack` answers the same question those
+tools do::
+
+    Stack(workload=fixed_length_profile(4000, 500))
+
+What each field becomes (the profile docstrings define them):
+
+* ``input_tokens = isl``, ``output_tokens = osl``, ``max_context = isl + osl`` (every request
+  is the p99 one);
+* ``decode_context = isl + osl / 2``: the output-weighted mean context while decoding;
+* no reuse: ``new_tokens = isl``, ``reusable_fraction = 0``, ``prefill_past = 0`` and an
+  all-zero hit curve, so prompt caching (on or off in the system design) changes nothing;
+* one request per "session", one agent in flight, no gap (``gap_s = 0``) and no sub-agents;
+* speculative acceptance from :class:`~dse.workload.params.SessionParams` defaults (only used
+  when a design turns speculation on).
+
+``prefix`` mirrors aiconfigurator's ``--prefix``: the first ``prefix`` tokens of every prompt are
+already cached (a shared system prompt that is always resident). It is 0 by default, as in
+aiconfigurator's default search. With a prefix the hit rate is ``prefix / isl`` once the cache
+holds anything at all (every grid point above zero capacity), only ``isl - prefix`` tokens are
+prefilled and they attend to the ``prefix`` cached ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dse.workload.cache import CACHE_GRID_TOKEN_S
+from dse.workload.params import SessionParams
+from dse.workload.profile import WorkloadProfile, _f64
+
+
+def fixed_length_profile(
+    isl: float,
+    osl: float,
+    prefix: float = 0.0,
+    params: SessionParams | None = None,
+) -> WorkloadProfile:
+    """Profile of a steady stream of independent requests of ``isl`` prompt and ``osl`` output
+    tokens (aiconfigurator-style benchmark traffic). ``prefix``: cached prompt tokens per request
+    (aiconfigurator's ``--prefix``; 0 = no reuse). ``params`` supplies the speculative acceptance
+    (default: ``SessionParams()``)."""
+    isl, osl, prefix = float(isl), float(osl), float(prefix)
+    if not (np.isfinite(isl) and isl >= 1.0):
+        raise ValueError(f"isl={isl:g} must be a finite number of prompt tokens >= 1")
+    if not (np.isfinite(osl) and osl >= 1.0):
+        raise ValueError(f"osl={osl:g} must be a finite number of output tokens >= 1")
+    if not (np.isfinite(prefix) and 0.0 <= prefix < isl):
+        raise ValueError(f"prefix={prefix:g} must be >= 0 and below isl={isl:g}")
+    p = params if params is not None else SessionParams()
+    hit = prefix / isl
+    grid = np.asarray(CACHE_GRID_TOKEN_S, dtype=np.float64)
+    curve = np.where(grid > 0.0, hit, 0.0)
+    return WorkloadProfile(
+        input_tokens=_f64(isl),
+        output_tokens=_f64(osl),
+        new_tokens=_f64(isl - prefix),
+        reusable_fraction=_f64(hit),
+        prefill_past=_f64(prefix),
+        decode_context=_f64(isl + osl / 2.0),
+        max_context=_f64(isl + osl),
+        gap_s=_f64(0.0),
+        requests_per_session=_f64(1.0),
+        session_input_tokens=_f64(isl),
+        session_output_tokens=_f64(osl),
+        agents_in_flight=_f64(1.0),
+        sub_agent_input_fraction=_f64(0.0),
+        sub_agent_output_fraction=_f64(0.0),
+        spec_acceptance=_f64(
+            [p.spec_acceptance_mtp, p.spec_acceptance_draft, p.spec_acceptance_ngram]
+        ),
+        cache_grid=_f64(grid),
+        hit_curve=_f64(curve),
+    )
+
+
+__all__ = ["fixed_length_profile"]
