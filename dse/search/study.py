@@ -154,6 +154,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
             sampler=str(s.get("sampler", "nsga2")), population=int(s.get("population", 100)),
             seed=int(s.get("seed", 0)), storage=_storage(s.get("storage"), out),
             study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
+            storage_mode=str(s.get("storage_mode", "auto")),
             progress=lambda done, n: log.info("optuna: %d/%d trials", done, n),
         )  # fmt: skip
     frontier = result.front_table if result.front_table is not None else pd.DataFrame()
