@@ -251,48 +251,48 @@ def cluster_factor(units: float, total: int = TOTAL_GPUS) -> float:
     return (total // u) * u / total if u <= total else 0.0
 
 
-def _space(stack, topo: dict, bits: tuple[int, ...]):
-    from dse.search.space import Space
+def _space(stack, bits: tuple[int, ...]):
+    """One space, a union of one product per pool topology (so one Evaluator, one compiled
+    shape and one vectorized pass cover all of them)."""
+    from dse.search.space import Product, Space
 
     h200, host = stack.hw_index[SYSTEM], stack.host_index["x86_pcie5"]
-    # The base config only supplies defaults: every pool, precision, speculation and tier field
-    # that matters is set here (hardware and host tier as indices into the Stack's tables).
-    return Space.from_mapping(
-        dict(
-            system=["vr200_nvl72"], software=["default"],
-            decode_hw=h200, prefill_hw=h200, ffn_hw=h200, host=host,
-            tp=topo["tp"], pp=topo["pp"], ep=1, dp=1, decode_units=topo["decode_units"],
-            prefill_tp=topo["prefill_tp"], prefill_ep=1, prefill_dp=1,
-            prefill_units=topo["prefill_units"], ffn_units=0,
-            spec_method=0, spec_k=0, prompt_cache=0, host_gb_per_gpu=0, storage_tb=0,
-            storage_gbs=0, act_bits=0,
-            weight_bits=list(bits), kv_bits=list(bits),
-            batch=list(BATCHES),
-        )
-    )  # fmt: skip
+    products = []
+    for topo in topologies():
+        # The base config only supplies defaults: every pool, precision, speculation and tier
+        # field that matters is set here (hardware and host tier as indices into the tables).
+        fields = dict(
+            system=("vr200_nvl72",), software=("default",),
+            decode_hw=(h200,), prefill_hw=(h200,), ffn_hw=(h200,), host=(host,),
+            tp=(topo["tp"],), pp=(topo["pp"],), ep=(1,), dp=(1,),
+            decode_units=(topo["decode_units"],), prefill_tp=(topo["prefill_tp"],),
+            prefill_ep=(1,), prefill_dp=(1,), prefill_units=(topo["prefill_units"],),
+            ffn_units=(0,), spec_method=(0,), spec_k=(0,), prompt_cache=(0,),
+            host_gb_per_gpu=(0,), storage_tb=(0,), storage_gbs=(0,), act_bits=(0,),
+            weight_bits=tuple(bits), kv_bits=tuple(bits), batch=tuple(BATCHES),
+        )  # fmt: skip
+        products.append(Product("", tuple(fields), tuple(fields.values())))
+    return Space(tuple(products))
 
 
 def dse_search(stack, bits: tuple[int, ...]):
-    """exhaustive_search per topology, fronts scaled to 8-GPU cluster tok/s/GPU and merged.
-    Every space has at most 256 points, the smallest padded chunk, so one compiled shape serves
-    every call (and the bf16-only diagnostic, 64 points per topology)."""
+    """Every design of every topology in one vectorized pass (``Evaluator``), constraints
+    applied, tok/s/GPU scaled to the 8-GPU cluster (idle GPUs count), one Pareto filter."""
     import numpy as np
 
-    from dse.search.exhaustive import Objective, exhaustive_search
+    from dse.search.evaluate import Evaluator
+    from dse.search.objectives import Constraint, meets
     from dse.search.pareto import Front
 
-    objectives = (Objective("tok_s_user", True), Objective("tok_s_per_unit", True))
-    constraints = {"ttft_ms": (None, TTFT_MS), "units": (None, float(TOTAL_GPUS))}
-    front, points, evaluated, feasible = Front.empty((True, True)), [], 0, 0
-    for topo in topologies():
-        space = _space(stack, topo, bits)
-        res = exhaustive_search(stack, MODEL_DSE, space, objectives, constraints)
-        evaluated, feasible = evaluated + res.evaluated, feasible + res.feasible
-        f = cluster_factor(topo["decode_units"] + topo["prefill_units"])
-        values = res.front.values * np.array([1.0, f])
-        ids = np.arange(len(points), len(points) + len(values))
-        points += [space.point(int(i)) for i in res.front.ids]
-        front = front.merge(values, ids)
+    space = _space(stack, bits)
+    ev = Evaluator(stack, MODEL_DSE, space, chunk=256)  # the shape _evaluate uses: one compile
+    ids = np.arange(space.size)
+    cols = ev.decode(ids)
+    m = ev.evaluate(cols)
+    ok = meets(m, (Constraint("ttft_ms", None, TTFT_MS), Constraint("units", None, TOTAL_GPUS)))
+    factor = np.array([cluster_factor(u) for u in m["units"]])
+    values = np.stack([m["tok_s_user"], m["tok_s_per_unit"] * factor], axis=1)
+    front = Front.empty((True, True)).merge(values[ok], ids[ok])
     # A batch above what fits is clipped to the most that fits: keep one design per front value.
     keep, seen = [], set()
     for j, v in enumerate(front.values):
@@ -300,7 +300,8 @@ def dse_search(stack, bits: tuple[int, ...]):
         if key not in seen:
             seen.add(key)
             keep.append(j)
-    return front, [points[int(front.ids[j])] for j in keep], evaluated, feasible
+    points = [space.point(int(front.ids[j])) for j in keep]
+    return Front(front.maximize, front.values[keep], front.ids[keep]), points, space.size, int(ok.sum())
 
 
 def _describe(p: dict) -> str:
@@ -346,12 +347,12 @@ def _distinct(stack) -> int:
     import numpy as np
 
     base = stack.design_values(MODEL_DSE, "vr200_nvl72", "default")
-    rows, topos = [], topologies()
-    for topo in topos:
-        space = _space(stack, topo, BITS)
+    rows, space = [], _space(stack, BITS)
+    for product in space.products:
+        point = {f: c[0] for f, c in zip(product.fields, product.choices)}
         for wb in BITS:
             for kb in BITS:
-                p = {**space.point(0), "weight_bits": wb, "kv_bits": kb, "batch": 0}
+                p = {**point, "weight_bits": wb, "kv_bits": kb, "batch": 0}
                 rows.append({**base, **p})
     df = _evaluate(stack, rows)
     batches = np.array(BATCHES, dtype=float)
@@ -385,7 +386,7 @@ def dse_child(out_path: str, aic_designs: str | None = None) -> None:
     out.update(front_bf16=_front_rows(stack, points16), distinct=_distinct(stack))
     if aic_designs:
         # the same pools, layout, batch and dtypes; every other field as in dse's space
-        template = _space(stack, topologies()[0], BITS).point(0)
+        template = _space(stack, BITS).point(0)
         designs = [{**template, **d} for d in json.loads(Path(aic_designs).read_text())]
         out["aic_in_dse"] = _front_rows(stack, designs) if designs else []
     Path(out_path).write_text(json.dumps(out))

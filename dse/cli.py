@@ -3,7 +3,8 @@
     dse predict IN.csv -o OUT.csv      scenarios in, predictions out
     dse calibrate [--data CSV]         fit efficiencies, write conf/calibration/default.yaml
     dse validate [--folds 5]           error table: in-sample and cross-validated
-    dse main                           the default job (README): predict the shipped examples
+    dse main                           the default job (README): the default study (dse search)
+    dse search study=NAME [k=v ...]    a study (Hydra app: -m multirun, hydra/sweeper=dse)
 
 Errors in the user's input print one line (what, where, how to fix) and exit with status 2;
 ``--debug`` shows the traceback instead.
@@ -116,34 +117,6 @@ def _cmd_stack(args) -> int:
 def _cmd_main(args) -> int:
     """The default study end to end (``dse search`` with no overrides)."""
     return _search([], args.debug)
-
-
-def _cmd_predict_examples(args) -> int:
-    root = Path(__file__).resolve().parents[1]
-    ns = argparse.Namespace(
-        input=str(root / "examples" / "scenarios.csv"),
-        output=str(root / "results" / "predict" / "scenarios.csv"),
-        calibration=None,
-    )
-    rc = _cmd_predict(ns)
-    import pandas as pd
-
-    out = pd.read_csv(ns.output)
-    cols = [
-        "id",
-        "model",
-        "hardware",
-        "phase",
-        "ttft_ms",
-        "tpot_ms",
-        "tok_s_user",
-        "tok_s_gpu",
-        "bound",
-        "reason",
-    ]
-    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
-        print(out[cols].round(1).to_string(index=False))
-    return rc
 
 
 def build_parser() -> argparse.ArgumentParser:
