@@ -168,9 +168,9 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
     written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
     extra = {}
     if s.get("refine") or s.get("sensitivities"):
-        extra = _gradients(stack, ev, frontier, objectives, constraints, s, out)
-        written += [f for t in extra.values() if isinstance(t, tuple) for f in t[1]]
-        extra = {k: v[0] if isinstance(v, tuple) else v for k, v in extra.items()}
+        extra = _gradients(stack, ev, frontier, objectives, constraints, s)
+        for name, table in extra.items():
+            written += write_table(table, out, name)
     ref = default_reference(objectives, frontier)
     summary.update(
         evaluated=result.evaluated, feasible=result.feasible, frontier=len(frontier),
@@ -223,25 +223,24 @@ def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out) ->
     )  # fmt: skip
 
 
-def _gradients(stack, ev, frontier, objectives, constraints, s, out) -> dict:
+def _gradients(stack, ev, frontier, objectives, constraints, s) -> dict[str, pd.DataFrame]:
+    """Sensitivities and/or projected-gradient refinement at up to ``refine.top`` frontier
+    points spread along the first objective."""
+    from ..model.system_design import SYSTEM_FIELDS
     from .gradients import refine, sensitivities
 
     if frontier.empty:
         return {}
-    top = int((s.get("refine") or {}).get("top", 8)) if s.get("refine") else 8
+    r = dict(s.get("refine") or {})
     pick = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
-    pick = pick.iloc[np.linspace(0, len(pick) - 1, min(top, len(pick))).astype(int)]
-    from ..model.system_design import SYSTEM_FIELDS
-
-    rows = [{f: float(r[f]) if f != "model" else float(ev.stack.model_names.index(
-        ev.stack.catalog.model(ev.model).id)) for f in SYSTEM_FIELDS} for _, r in pick.iterrows()]  # fmt: skip
-    extra = {}
+    pick = pick.iloc[np.linspace(0, len(pick) - 1, min(int(r.get("top", 8)), len(pick))).astype(int)]
+    model = float(stack.model_names.index(stack.catalog.model(ev.model).id))
+    rows = [{**{f: float(row[f]) for f in SYSTEM_FIELDS if f != "model"}, "model": model}
+            for _, row in pick.iterrows()]  # fmt: skip
+    tables = {}
     if s.get("sensitivities"):
-        table = sensitivities(stack, rows)
-        extra["sensitivities"] = (table, write_table(table, out, "sensitivities"))
-    r = s.get("refine")
+        tables["sensitivities"] = sensitivities(stack, rows)
     if r:
-        r = dict(r)
         cons = {c.metric: (c.low, c.high) for c in constraints}
         res = refine(stack, rows, objective=r.get("objective", "tok_s_per_unit"),
                      constraints=cons, steps=int(r.get("steps", 30)))  # fmt: skip
@@ -251,8 +250,8 @@ def _gradients(stack, ev, frontier, objectives, constraints, s, out) -> dict:
             table[f] = [row[f] for row in res.refined]
         table["objective_before"], table["objective_after"] = res.objective_before, res.objective_after
         table["improved"], table["constraints_met"] = res.improved, res.constraints_met
-        extra["refined"] = (table, write_table(table, out, "refined"))
-    return extra
+        tables["refined"] = table
+    return tables
 
 
 def _run_milp(cfg, s, stack, model, out, summary, t0) -> StudyOutcome:
