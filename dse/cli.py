@@ -4,7 +4,8 @@
     dse calibrate [--data CSV]         fit efficiencies, write conf/calibration/default.yaml
     dse validate [--folds 5]           error table: in-sample and cross-validated
     dse main                           the default job (README): the default study (dse search)
-    dse search study=NAME [k=v ...]    a study (Hydra app: -m multirun, hydra/sweeper=dse)
+    dse search study=NAME [k=v ...]    a study (Hydra app: -m multirun, hydra/sweeper=dse; --quiet, --json)
+    dse report RESULTS_DIR             figures + report.md + report.html for a run or a sweep
 
 Errors in the user's input print one line (what, where, how to fix) and exit with status 2;
 ``--debug`` shows the traceback instead.
@@ -114,9 +115,21 @@ def _cmd_stack(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import report
+
+    t0 = time.perf_counter()
+    files = report(args.results_dir, top=args.top, baseline=args.baseline)
+    print(
+        f"dse report: {files.markdown}, {files.html.name} and {len(files.figures) // 2} figures "
+        f"(PNG + SVG in {files.markdown.parent / 'figures'}) in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
 def _cmd_main(args) -> int:
     """The default study end to end (``dse search`` with no overrides)."""
-    return _search([], args.debug)
+    return _search([f for f in ("--quiet", "--json") if getattr(args, f[2:])], args.debug)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,23 +181,40 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("-o", "--output", help="output folder (default results/stack/<study>)")
     st.set_defaults(func=_cmd_stack)
 
+    re_ = sub.add_parser(
+        "report",
+        help="design-review figures and reports (Markdown + self-contained HTML) of a finished "
+        "run, or of a multirun sweep folder (one report comparing its runs)",
+    )
+    re_.add_argument("results_dir", help="results/<study>/<run>/ or results/<study>/multirun-<run>/")
+    re_.add_argument("--top", type=int, default=None, help="recommended configurations (default 5)")
+    re_.add_argument("--baseline", help="system to compare against (default: the space's first)")
+    re_.set_defaults(func=_cmd_report)
+
     ma = sub.add_parser(
         "main", help="the default job: the default study (dse search, no overrides) end to end"
     )
+    ma.add_argument("-q", "--quiet", action="store_true", help="print nothing (errors still go to stderr)")
+    ma.add_argument("--json", action="store_true", help="print one JSON document (summary, best, report paths)")
     ma.set_defaults(func=_cmd_main)
     se = sub.add_parser(
         "search",
         help="run a study: dse search study=NAME [key=value ...] (Hydra; -m for multirun, "
-        "--help for its options)",
+        "--quiet/--json for scripts, --help for its options)",
         add_help=False,
     )
     se.set_defaults(func=None)
     return p
 
 
+# Script-friendly output for `dse search`/`dse main`: flags become Hydra overrides.
+OUTPUT_FLAGS = {"--quiet": "ui.output=quiet", "-q": "ui.output=quiet", "--json": "ui.output=json"}
+
+
 def _search(argv: list[str], debug: bool) -> int:
     from .search.app import main as search_main
 
+    argv = [OUTPUT_FLAGS.get(a, a) for a in argv]
     if debug:
         import os
 

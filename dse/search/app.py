@@ -7,6 +7,7 @@ Errors in the user's input end the job with one line (what, where, how to fix) a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -20,31 +21,80 @@ from ..catalog import conf_dir
 log = logging.getLogger("dse.search")
 
 
+OUTPUTS = ("text", "json", "quiet")
+
+
 def _task(cfg: DictConfig):
     from .study import run_study
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not news
+    ui = dict(cfg.get("ui") or {})
+    output = str(ui.get("output", "text"))
     hc = HydraConfig.get()
     try:
-        outcome = run_study(cfg, dict(hc.runtime.choices), hc.runtime.output_dir)
+        if output not in OUTPUTS:
+            raise ValueError(f"ui.output={output!r} is not one of {', '.join(OUTPUTS)}")
+        if output != "text":  # stdout carries the JSON document only; quiet prints nothing
+            _quiet_console()
+        outcome = run_study(cfg, dict(hc.runtime.choices), hc.runtime.output_dir,
+                            progress=str(ui.get("progress", "auto")) if output == "text" else "none")  # fmt: skip
     except (ValueError, OSError) as e:  # the user's input: one line, exit 2
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         print(f"dse search: error: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(2)
+    if output == "json":
+        print(json.dumps(_json_document(outcome), default=str))
+    elif output == "text":
+        print(run_summary(outcome))
+    return outcome.summary
+
+
+def _quiet_console() -> None:
+    """Drop INFO logging on the console (Hydra's job logging adds a stream handler to root);
+    the run's ``app.log`` file keeps everything."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
+def _json_document(outcome) -> dict:
+    best = outcome.best
+    records = best.to_dict("records") if best is not None and len(best) else []
+    report = outcome.report
+    return {
+        **outcome.summary, "out_dir": str(outcome.out_dir),
+        "best": records if outcome.summary.get("engine") == "milp" else records[:20],
+        "report": {"html": str(report.html), "markdown": str(report.markdown),
+                   "figures": [str(p) for p in report.figures]} if report else None,
+    }  # fmt: skip
+
+
+def run_summary(outcome) -> str:
+    """What a person reads at the end of a run: the best configurations and where files are."""
     s = outcome.summary
+    lines = []
     if s["engine"] == "milp":
-        log.info("mix: %s, $%.0f/h -> %s", s.get("status"), s.get("usd_per_hour", 0), outcome.out_dir)
-        print(outcome.best.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-        return s
+        lines.append(outcome.best.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        lines.append(f"mix: {s.get('status')}, ${s.get('usd_per_hour', 0):,.0f}/h, "
+                     f"${s.get('usd_per_mtok', 0):.3g}/Mtok ({s['seconds']:.1f} s)")  # fmt: skip
     else:
-        log.info(
-            "%s: %d points evaluated, %d meet the constraints, %d on the frontier (%.1f s) -> %s",
-            s["study"], s["evaluated"], s["feasible"], s["frontier"], s["seconds"], outcome.out_dir,
-        )  # fmt: skip
-    print(_best_lines(outcome))
-    return s
+        lines.append(_best_lines(outcome))
+        lines.append(
+            f"{s['study']}: {s['evaluated']:,} designs evaluated, {s['feasible']:,} meet the "
+            f"constraints, {s['frontier']} on the frontier ({s['seconds']:.1f} s)"
+        )
+    out = outcome.out_dir
+    lines.append(f"written to {out}/")
+    if outcome.report is not None:
+        r = outcome.report
+        lines.append(f"  report:  {r.html.name} (self-contained, open in a browser), {r.markdown.name}, "
+                     f"figures/ ({len(r.figures) // 2} figures, PNG + SVG)")  # fmt: skip
+    tables = sorted({f.rsplit(".", 1)[0] for f in s.get("files", []) if f.endswith(".parquet")})
+    if tables:
+        lines.append(f"  tables:  {', '.join(tables)} (.parquet and .csv), summary.json, config.yaml")
+    return "\n".join(lines)
 
 
 def _best_lines(outcome) -> str:

@@ -25,6 +25,9 @@ from ..stack import Stack
 from .space import Space
 
 CATEGORICAL = ("system", "software")
+# The first evaluate call of a study compiles the model (tens of seconds cold; JAX's persistent
+# cache, dse/__init__.py, makes later processes fast): the phase shown around it.
+COMPILE_PHASE = "compiling the system model (first run only; cached after)"
 HARDWARE_FIELDS = ("decode_hw", "prefill_hw", "ffn_hw")
 DTYPE_FIELDS = ("weight_bits", "act_bits", "kv_bits")
 
@@ -40,6 +43,7 @@ class Evaluator:
                 f"field ({', '.join(SYSTEM_FIELDS)})"
             )
         self.stack, self.model, self.space, self.chunk = stack, model, space, int(chunk)
+        self._warm = False  # evaluated once: the compiled call exists
         pairs = sorted(
             {
                 (s, w)
@@ -122,10 +126,17 @@ class Evaluator:
         return self.columns(product, idx)
 
     # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def evaluate(self, cols: dict[str, np.ndarray], progress=None) -> dict[str, np.ndarray]:
         """SystemMetrics arrays for design columns (one compiled shape: padded to ``chunk``).
         With a sub-agent model, sub-agent requests run on a replica with that model and a
-        session pays for both (as :meth:`Stack.evaluate`)."""
+        session pays for both (as :meth:`Stack.evaluate`). ``progress`` (a
+        :class:`dse.progress.Progress`): the first call, where JAX compiles, shows as a phase."""
+        if progress is None or self._warm:
+            return self._evaluate(cols)
+        with progress.phase(COMPILE_PHASE):
+            return self._evaluate(cols)
+
+    def _evaluate(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(cols["model"])
         size = max(self.chunk, -(-n // self.chunk) * self.chunk)
         pad = {f: np.concatenate([cols[f], np.repeat(cols[f][-1:], size - n)]) for f in SYSTEM_FIELDS}
@@ -145,6 +156,7 @@ class Evaluator:
                 sub.usd_per_session
             )[:n]
             metrics["feasible"] = metrics["feasible"] * np.asarray(sub.feasible)[:n]
+        self._warm = True
         return metrics
 
     # -- tables ---------------------------------------------------------------------------------

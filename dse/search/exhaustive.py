@@ -5,7 +5,8 @@ evaluated point.
 Chunks have a fixed shape (one compilation for any space size) and memory stays flat: the
 front is merged per chunk with moocore and design ids are global point ids, decoded again at
 the end. A ``checkpoint`` callback receives ``(next_start, front, counts)`` after each chunk so
-a study can persist progress and ``start`` resumes from it.
+a study can persist progress and ``start`` resumes from it. A ``progress``
+(:mod:`dse.progress`) shows the sweep per chunk and the first chunk's compilation as a phase.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..progress import Progress
 from ..stack import Stack
 from .evaluate import Evaluator
 from .objectives import Constraint, Objective, meets
@@ -48,6 +50,7 @@ def exhaustive_search(
     counts: tuple[int, int] = (0, 0),
     checkpoint: Callable | None = None,
     evaluator: Evaluator | None = None,
+    progress: Progress | None = None,
 ) -> SearchResult:
     """Pareto front of ``objectives`` over every point meeting ``constraints``, per subspace
     (system): the result's front holds each system's own non-dominated points, so systems that
@@ -59,22 +62,25 @@ def exhaustive_search(
     evaluated, feasible = counts
     keep = space.size <= KEEP_ALL_POINTS if keep_points is None else keep_points
     tables = []
-    for lo in range(start, space.size, ev.chunk):
-        ids = np.arange(lo, min(lo + ev.chunk, space.size))
-        cols = ev.decode(ids)
-        metrics = ev.evaluate(cols)
-        ok = meets(metrics, constraints)
-        values = np.stack([metrics[o.metric] for o in objectives], axis=1)
-        front = _merge_per_system(ev, front, values[ok], ids[ok], cols["_pair"][ok])
-        evaluated += len(ids)
-        feasible += int(ok.sum())
-        if keep:
-            table = ev.frame(cols, metrics)
-            table.insert(0, "point", ids)
-            table["meets_constraints"] = ok
-            tables.append(table)
-        if checkpoint is not None:
-            checkpoint(int(ids[-1]) + 1, front, (evaluated, feasible))
+    progress = progress if progress is not None else Progress()
+    with progress.task(f"sweep {space.size:,} designs", total=space.size, completed=start) as task:
+        for lo in range(start, space.size, ev.chunk):
+            ids = np.arange(lo, min(lo + ev.chunk, space.size))
+            cols = ev.decode(ids)
+            metrics = ev.evaluate(cols, progress=progress)  # the first call compiles: a phase
+            ok = meets(metrics, constraints)
+            values = np.stack([metrics[o.metric] for o in objectives], axis=1)
+            front = _merge_per_system(ev, front, values[ok], ids[ok], cols["_pair"][ok])
+            evaluated += len(ids)
+            feasible += int(ok.sum())
+            if keep:
+                table = ev.frame(cols, metrics)
+                table.insert(0, "point", ids)
+                table["meets_constraints"] = ok
+                tables.append(table)
+            if checkpoint is not None:
+                checkpoint(int(ids[-1]) + 1, front, (evaluated, feasible))
+            task.advance(len(ids))
     points = pd.concat(tables, ignore_index=True) if tables else None
     return SearchResult(front, evaluated, feasible, space, points, front_frame(ev, front))
 

@@ -48,6 +48,7 @@ from ..model.system import PREFILL_UTILIZATION
 from ..model.system_design import SYSTEM_DEFAULTS, make_system
 from ..model.system_metrics import SYSTEM_REASON_TEXT, SYSTEM_REASONS
 from ..model.tiers import hit_fraction, kv_bytes_per_token
+from ..progress import Progress
 from ..stack.config import load_group
 from .mix import CacheConfig, MixProblem, MixResult, PoolOption, solve_mix
 
@@ -272,7 +273,7 @@ def build_mix_problem(
 
 
 def hardware_mix(stack, model: str, demand_sessions_s: float, *, time_limit_s: float = 30.0,
-                 **options) -> MixResult:  # fmt: skip
+                 progress: Progress | None = None, **options) -> MixResult:  # fmt: skip
     """Least-$/h mix of pools and cache levels serving ``demand_sessions_s`` sessions/s.
 
     Keyword options (all optional; what ``conf/search/milp.yaml`` may set):
@@ -282,9 +283,13 @@ def hardware_mix(stack, model: str, demand_sessions_s: float, *, time_limit_s: f
     each with optional ``name``, ``software``, ``max_units``; ``host_levels_gb``,
     ``storage_levels_tb``, ``min_tok_s_user``, ``max_tpot_ms``, ``max_ttft_ms``,
     ``power_cap_kw``, ``budget_usd``, ``software`` (conf/software name or mapping),
-    ``batches``, ``time_limit_s`` (HiGHS, per solve)."""
-    problem = build_mix_problem(stack, model, demand_sessions_s, **options)
-    return solve_mix(problem, time_limit_s=time_limit_s)
+    ``batches``, ``time_limit_s`` (HiGHS, per solve). ``progress`` (:mod:`dse.progress`):
+    the model evaluation and the solve show as phases."""
+    progress = progress if progress is not None else Progress()
+    with progress.phase("evaluating the pool options (the first run compiles the model)"):
+        problem = build_mix_problem(stack, model, demand_sessions_s, **options)
+    with progress.phase("solving the MILP (HiGHS)"):
+        return solve_mix(problem, time_limit_s=time_limit_s)
 
 
 __all__ = ["build_mix_problem", "hardware_mix"]

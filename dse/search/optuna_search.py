@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from ..progress import Progress
 from .evaluate import Evaluator
 from .exhaustive import SearchResult
 from .objectives import Constraint, Objective, meets, violations
@@ -120,9 +121,15 @@ def optuna_search(
     storage: str | None = None,
     study_name: str = "dse",
     storage_mode: str = "auto",
-    progress=None,
+    progress: Progress | None = None,
 ) -> tuple[SearchResult, optuna.Study]:
-    """Run (or resume) a study until it holds ``n_trials`` complete trials."""
+    """Run (or resume) a study until it holds ``n_trials`` complete trials. ``progress``
+    (:mod:`dse.progress`) shows a task ``optuna <sampler>`` of ``n_trials`` trials (resumed ones
+    count as done) advanced per told batch; the first batch's compilation shows as a phase."""
+    callback = None
+    if progress is not None and not isinstance(progress, Progress) and callable(progress):
+        callback, progress = progress, None  # deprecated: progress(done, n_trials) per batch
+    progress = progress if progress is not None else Progress()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["maximize" if o.maximize else "minimize" for o in objectives]
     persistent = optuna.create_study(
@@ -141,21 +148,25 @@ def optuna_search(
     params = _params(ev)
     names = ["feasible"] + [c.metric for c in constraints]
     done = len(study.get_trials(deepcopy=False, states=(COMPLETE,)))
-    while done < n_trials:
-        trials = [study.ask() for _ in range(min(batch, n_trials - done))]
-        picks = [_suggest(t, ev, params) for t in trials]
-        metrics = ev.evaluate(_columns(ev, picks))
-        viol = violations(metrics, constraints)
-        values = np.stack([metrics[o.metric] for o in objectives], axis=1)
-        for j, trial in enumerate(trials):
-            for name, v in zip(names, viol[j]):
-                trial.set_constraint(name, float(v))
-            study.tell(trial, [float(x) for x in values[j]])
-        if bulk:
-            persistent.add_trials(study.get_trials(deepcopy=False)[-len(trials):])
-        done += len(trials)
-        if progress is not None:
-            progress(done, n_trials)
+    task = progress.task(f"optuna {str(sampler).lower()}", total=n_trials, unit="trials",
+                         completed=min(done, n_trials))  # fmt: skip
+    with task:
+        while done < n_trials:
+            trials = [study.ask() for _ in range(min(batch, n_trials - done))]
+            picks = [_suggest(t, ev, params) for t in trials]
+            metrics = ev.evaluate(_columns(ev, picks), progress=progress)
+            viol = violations(metrics, constraints)
+            values = np.stack([metrics[o.metric] for o in objectives], axis=1)
+            for j, trial in enumerate(trials):
+                for name, v in zip(names, viol[j]):
+                    trial.set_constraint(name, float(v))
+                study.tell(trial, [float(x) for x in values[j]])
+            if bulk:
+                persistent.add_trials(study.get_trials(deepcopy=False)[-len(trials):])
+            done += len(trials)
+            task.advance(len(trials))
+            if callback is not None:
+                callback(done, n_trials)
     return study_result(ev, persistent, objectives, constraints), persistent
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .objectives import Constraint, Objective
+from .objectives import Constraint, Objective, meets
 from .pareto import hypervolume
 
 
@@ -70,6 +70,26 @@ def best_configs(
         )
         rows.append(row)
     return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def top_configs(frontier: pd.DataFrame, rank: Objective, where: tuple[Constraint, ...] = (),
+                n: int = 5, per_system: int = 2) -> tuple[pd.DataFrame, bool]:  # fmt: skip
+    """The configurations to recommend: the ``n`` frontier designs best by ``rank`` among those
+    meeting ``where`` (``best_where``), at most ``per_system`` from one system so that a review
+    sees the alternatives rather than near-copies of the winner. The flag is False when no
+    design meets ``where``; the best without it are returned then."""
+    if frontier.empty:
+        return frontier, True
+    chosen, met = frontier, True
+    if where:
+        inside = frontier[meets({c: frontier[c].to_numpy() for c in frontier}, where)]
+        chosen, met = (inside, True) if len(inside) else (frontier, False)
+    key = "point" if "point" in chosen else "trial"
+
+    def ranked(df):
+        return df.sort_values([rank.metric, key], ascending=[not rank.maximize, True])
+
+    return ranked(ranked(chosen).groupby("system", sort=False).head(per_system)).head(n), met
 
 
 def front_hypervolume(front: pd.DataFrame, objectives: tuple[Objective, ...], reference) -> float:

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from ..catalog import conf_dir
+from ..progress import Progress, make_progress
 from ..stack import Stack
 from ..stack.config import load_group
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -36,6 +37,7 @@ from .results import (
     default_reference,
     front_hypervolume,
     summary_json,
+    top_configs,
     write_table,
     write_text,
 )
@@ -53,6 +55,7 @@ class StudyOutcome:
     best: pd.DataFrame
     points: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)  # engine-specific tables (mix, refine, ...)
+    report: object | None = None  # dse.report.ReportFiles when the run wrote its report
 
 
 def _plain(cfg) -> dict:
@@ -120,11 +123,19 @@ def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
     return Space.from_mapping(space)
 
 
-def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
-    """Run the study described by a resolved config; write and return its results."""
+def run_study(cfg, choices: dict, out_dir: Path | str, progress: str | Progress = "none") -> StudyOutcome:
+    """Run the study described by a resolved config; write and return its results.
+    ``progress``: a :mod:`dse.progress` mode (``auto``, ``bars``, ``log``, ``none``) or object."""
+    progress = make_progress(progress) if isinstance(progress, str) else progress
+    try:
+        return _run_study(cfg, choices, Path(out_dir), progress)
+    finally:
+        progress.close()
+
+
+def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcome:
     t0 = time.perf_counter()
     cfg = _plain(cfg)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text(yaml.safe_dump(cfg, sort_keys=False), out / "config.yaml")
     s = dict(cfg.get("search") or {})
@@ -138,7 +149,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
         "hardware": choices.get("hardware"), "engine": engine, "title": cfg.get("title"),
     }  # fmt: skip
     if engine == "milp":
-        return _run_milp(cfg, s, stack, model, out, summary, t0)
+        return _run_milp(cfg, s, stack, model, out, summary, t0, progress)
 
     objectives = parse_objectives(cfg.get("objectives"))
     constraints = parse_constraints(cfg.get("constraints"))
@@ -146,7 +157,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
     ev = Evaluator(stack, model, space, chunk=int(s.get("chunk", 1 << 13)))
     summary["space_size"] = space.size
     if engine == "exhaustive":
-        result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out)
+        result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress)
     else:
         result, _ = optuna_search(
             ev, objectives, constraints,
@@ -155,7 +166,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
             seed=int(s.get("seed", 0)), storage=_storage(s.get("storage"), out),
             study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
             storage_mode=str(s.get("storage_mode", "auto")),
-            progress=lambda done, n: log.info("optuna: %d/%d trials", done, n),
+            progress=progress,
         )  # fmt: skip
     frontier = result.front_table if result.front_table is not None else pd.DataFrame()
     rank = Objective(*_rank_by(cfg))
@@ -168,7 +179,8 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
     written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
     extra = {}
     if s.get("refine") or s.get("sensitivities"):
-        extra = _gradients(stack, ev, frontier, objectives, constraints, s)
+        with progress.phase("gradients: sensitivities/refinement (compiles once, then cached)"):
+            extra = _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s)
         for name, table in extra.items():
             written += write_table(table, out, name)
     ref = default_reference(objectives, frontier)
@@ -179,7 +191,18 @@ def run_study(cfg, choices: dict, out_dir: Path | str) -> StudyOutcome:
         seconds=round(time.perf_counter() - t0, 2), files=written + ["config.yaml", "summary.json"],
     )  # fmt: skip
     summary_json(out / "summary.json", summary)
-    return StudyOutcome(out, summary, frontier, best, result.points, extra)
+    return StudyOutcome(out, summary, frontier, best, result.points, extra, _report(cfg, out, progress))
+
+
+def _report(cfg: dict, out: Path, progress: Progress):
+    """The design-review report (``report.enabled``), built from the files just written."""
+    opts = dict(cfg.get("report") or {})
+    if not opts.get("enabled", True):
+        return None
+    from ..report import write_report
+
+    with progress.phase("report: figures, report.md, report.html"):
+        return write_report(out, top=int(opts.get("top", 5)), baseline=opts.get("baseline"))
 
 
 def _rank_by(cfg: dict) -> tuple[str, bool]:
@@ -198,7 +221,7 @@ def _storage(storage, out: Path) -> str | None:
     return str(storage)
 
 
-def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out) -> SearchResult:
+def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress) -> SearchResult:
     """Exhaustive sweep, resumed from ``checkpoint.npz`` in the run folder when present."""
     maximize = tuple(o.maximize for o in objectives)
     keep = s.get("keep_points")
@@ -220,26 +243,37 @@ def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out) ->
     return exhaustive_search(
         stack, model, space, objectives, constraints, keep_points=keep,
         start=start, front=front, counts=counts, checkpoint=checkpoint, evaluator=ev,
+        progress=progress,
     )  # fmt: skip
 
 
-def _gradients(stack, ev, frontier, objectives, constraints, s) -> dict[str, pd.DataFrame]:
+def _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s) -> dict[str, pd.DataFrame]:
     """Sensitivities and/or projected-gradient refinement at up to ``refine.top`` frontier
-    points spread along the first objective."""
+    points: the best configurations first (the report charts their sensitivities), then points
+    spread along the first objective."""
     from ..model.system_design import SYSTEM_FIELDS
     from .gradients import refine, sensitivities
 
     if frontier.empty:
         return {}
     r = dict(s.get("refine") or {})
-    pick = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
-    pick = pick.iloc[np.linspace(0, len(pick) - 1, min(int(r.get("top", 8)), len(pick))).astype(int)]
+    n = min(int(r.get("top", 8)), len(frontier))
+    key = "point" if "point" in frontier else "trial"  # exhaustive point id / Optuna trial number
+    spread = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
+    spread = spread.iloc[np.linspace(0, len(spread) - 1, n).astype(int)]
+    report = dict(cfg.get("report") or {})
+    recommended, _ = top_configs(frontier, Objective(*_rank_by(cfg)),
+                                 parse_constraints(cfg.get("best_where")), int(report.get("top", 5)))  # fmt: skip
+    order = [*recommended[key], *best.get(key, []), *spread[key]]
+    pick = frontier.set_index(key, drop=False).loc[list(dict.fromkeys(order))[:n]]
     model = float(stack.model_names.index(stack.catalog.model(ev.model).id))
     rows = [{**{f: float(row[f]) for f in SYSTEM_FIELDS if f != "model"}, "model": model}
             for _, row in pick.iterrows()]  # fmt: skip
     tables = {}
     if s.get("sensitivities"):
-        tables["sensitivities"] = sensitivities(stack, rows)
+        table = sensitivities(stack, rows)
+        table.insert(1, "point", pick[key].to_numpy()[table["design"].to_numpy()])
+        tables["sensitivities"] = table
     if r:
         cons = {c.metric: (c.low, c.high) for c in constraints}
         res = refine(stack, rows, objective=r.get("objective", "tok_s_per_unit"),
@@ -254,7 +288,7 @@ def _gradients(stack, ev, frontier, objectives, constraints, s) -> dict[str, pd.
     return tables
 
 
-def _run_milp(cfg, s, stack, model, out, summary, t0) -> StudyOutcome:
+def _run_milp(cfg, s, stack, model, out, summary, t0, progress) -> StudyOutcome:
     from .mix_rates import hardware_mix
 
     opts = {k: v for k, v in s.items() if k not in ("engine", "demand_sessions_s")}
@@ -266,7 +300,8 @@ def _run_milp(cfg, s, stack, model, out, summary, t0) -> StudyOutcome:
     summary.update(result.summary())
     summary.update(seconds=round(time.perf_counter() - t0, 2), files=written + ["summary.json"])
     summary_json(out / "summary.json", summary)
-    return StudyOutcome(out, summary, pd.DataFrame(), table, None, {"mix": result})
+    mix = {"mix": result}
+    return StudyOutcome(out, summary, pd.DataFrame(), table, None, mix, _report(cfg, out, progress))
 
 
 def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:
@@ -283,13 +318,15 @@ def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:
     return cfg, choices
 
 
-def search(study: str | None = None, overrides=(), out_dir: str | Path | None = None) -> StudyOutcome:
-    """Python API: run a study as ``dse search study=NAME overrides...`` would."""
+def search(study: str | None = None, overrides=(), out_dir: str | Path | None = None,
+           progress: str = "none") -> StudyOutcome:  # fmt: skip
+    """Python API: run a study as ``dse search study=NAME overrides...`` would (``progress``:
+    ``none``, ``auto``, ``bars`` or ``log``)."""
     from omegaconf import OmegaConf
 
     cfg, choices = compose(study, overrides)
     run = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return run_study(cfg, choices, run)
+    return run_study(cfg, choices, run, progress=progress)
 
 

@@ -1,0 +1,115 @@
+"""The throughput-interactivity frontier (per GPU, per $, per MW) and $/Mtok vs interactivity.
+
+Each system (hardware mix) gets one colour: its evaluated designs as a faint cloud, its own
+frontier as a staircase (the best y reachable at that tok/s/user or more), and the points on
+the global frontier with error bars from the model's held-out error for that hardware
+(:mod:`dse.report.accuracy`). Recommended configurations are labelled #1, #2, ...; SLA bounds
+on tok/s/user are vertical lines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import EngFormatter
+
+from ..review import Review
+from .style import Figure, pareto_2d, sample, save, system_colors, system_label
+
+# y-axis metrics: (column or derived name, axis label, larger is better)
+PANELS = (
+    ("tok_s_per_unit", "output tok/s per GPU (accelerator)", True),
+    ("tok_per_usd", "output tokens per $ (all-in cost)", True),
+    ("tok_s_per_mw", "output tok/s per MW (at the wall)", True),
+)
+BACKGROUND_POINTS = 4000  # per system; a cloud, not every point
+
+
+def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``tok_per_usd`` = output tokens per dollar of all-in hourly cost."""
+    if frame.empty or "tok_per_usd" in frame:
+        return frame
+    usd = frame["usd_per_hour"].to_numpy(dtype=np.float64)
+    tok = frame["output_tok_s"].to_numpy(dtype=np.float64) * 3600.0
+    return frame.assign(tok_per_usd=np.divide(tok, usd, out=np.zeros_like(tok), where=usd > 0))
+
+
+def _sla_lines(ax, review: Review) -> None:
+    for c, style, name in [(c, ":", "constraint") for c in review.constraints] + [
+        (c, "--", "target") for c in review.best_where
+    ]:
+        if c.metric == "tok_s_user" and c.low is not None:
+            ax.axvline(c.low, color="0.3", ls=style, lw=1)
+            ax.annotate(f"{name} ≥ {c.low:g}", (c.low, 1.0), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="0.3")  # fmt: skip
+
+
+def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -> None:
+    colors = system_colors(review.systems)
+    cloud = with_derived(review.candidates)
+    front = with_derived(review.frontier)
+    for system in review.systems:
+        c = colors[system]
+        mine = cloud[cloud["system"] == system] if len(cloud) else cloud
+        if mine.empty:
+            continue
+        bg = sample(mine, BACKGROUND_POINTS)
+        ax.scatter(bg["tok_s_user"], bg[y], s=3, color=c, alpha=0.12, lw=0, rasterized=True)
+        idx = pareto_2d(mine["tok_s_user"].to_numpy(), mine[y].to_numpy(), bigger)
+        stair = mine.iloc[idx]
+        ax.step(stair["tok_s_user"], stair[y], where="post" if bigger else "pre", color=c, lw=1.4,
+                label=system_label(front if len(front) else mine, system))  # fmt: skip
+        on = (
+            front[(front["system"] == system) & front.get("on_frontier", True)]
+            if len(front)
+            else front
+        )
+        if len(on):
+            band = review.band(on.iloc[0])
+            ax.errorbar(on["tok_s_user"], on[y], xerr=on["tok_s_user"] * band.interactivity_pct / 100,
+                        yerr=on[y] * band.throughput_pct / 100, fmt="o", ms=3.5, color=c,
+                        ecolor=c, elinewidth=0.6, alpha=0.9, capsize=0)  # fmt: skip
+    top = with_derived(review.top)
+    for _, row in top.iterrows():
+        ax.annotate(row["label"], (row["tok_s_user"], row[y]), xytext=(4, 4),
+                    textcoords="offset points", fontsize=8, weight="bold")  # fmt: skip
+        ax.plot(row["tok_s_user"], row[y], marker="*", ms=10, color=colors.get(row["system"], "k"),
+                mec="k", mew=0.6, ls="none")  # fmt: skip
+    _sla_lines(ax, review)
+    ax.set_xlabel("interactivity: output tok/s per user")
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    else:
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))  # 600k, not 600000
+    ax.grid(alpha=0.3)
+
+
+def frontier_figure(review: Review, folder: Path) -> Figure:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True)
+    for ax, (y, label, bigger) in zip(axes, PANELS):
+        _panel(ax, review, y, label, bigger, log_y=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, max(1, len(labels))),
+               frameon=False)  # fmt: skip
+    fig.suptitle(f"{review.run.title}: throughput vs interactivity")
+    caption = (
+        "Each colour is one system (hardware mix). Faint dots: evaluated designs meeting the "
+        "constraints; line: that system's frontier (best value at that tok/s/user or more); "
+        "dots with bars: designs on the global frontier, bars = the model's median held-out "
+        "error for the hardware (see Accuracy); stars: recommended configurations."
+    )
+    return save(fig, folder, "frontier", "Throughput-interactivity frontier", caption)
+
+
+def cost_figure(review: Review, folder: Path) -> Figure:
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    _panel(ax, review, "usd_per_mtok", "$ per million output tokens (all-in)", False, log_y=True)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.set_title("Cost per million tokens vs interactivity")
+    caption = ("Cheapest cost reachable at each interactivity, per system; bars are the model's "
+               "held-out throughput error (cost scales with 1/throughput).")  # fmt: skip
+    return save(fig, folder, "cost", "$ per Mtok vs interactivity", caption)

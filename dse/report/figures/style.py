@@ -1,0 +1,85 @@
+"""Shared figure conventions: one colour per system (hardware mix), files in PNG + SVG.
+
+matplotlib runs on the Agg backend (no display, CI-safe). Files are reproducible: SVG element
+ids are salted with a constant and the date metadata is dropped, so the same results give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402  (matplotlib's own dependency)
+
+PNG_DPI = 110  # ~1.3K px wide for a 12-inch figure: legible, and small enough to commit examples
+PALETTE = plt.get_cmap("tab10").colors
+plt.rcParams.update({"svg.hashsalt": "dse", "font.size": 9, "axes.titlesize": 10})
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem under figures/
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+def save(fig, folder: Path, name: str, title: str, caption: str) -> Figure:
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = folder / f"{name}.png", folder / f"{name}.svg"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PNG_DPI, bbox_inches="tight")
+    # 256-colour palette (median cut, no dither): plots have few colours, files shrink ~3x (the
+    # HTML embeds them) and look the same; deterministic, so reports stay byte-identical.
+    image = Image.open(buf).convert("RGB")
+    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        png, format="PNG", optimize=True
+    )
+    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return Figure(name, title, caption, png, svg)
+
+
+def system_colors(systems) -> dict[str, tuple]:
+    """Stable colours: systems in first-seen order (the space's order)."""
+    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(dict.fromkeys(systems))}
+
+
+def hardware_mix(row) -> str:
+    """'vr200 + groq3_lpx': the distinct accelerators of a design's pools (FFN pool only if used)."""
+    parts = [row.get("decode_hardware"), row.get("prefill_hardware")]
+    if float(row.get("ffn_units", 0) or 0) > 0:
+        parts.append(row.get("ffn_hardware"))
+    return " + ".join(dict.fromkeys(str(p) for p in parts if p))
+
+
+def system_label(frame: pd.DataFrame, system: str) -> str:
+    rows = frame[frame["system"] == system]
+    return f"{system} ({hardware_mix(rows.iloc[0])})" if len(rows) else system
+
+
+def pareto_2d(x: np.ndarray, y: np.ndarray, y_larger_is_better: bool = True) -> np.ndarray:
+    """Indices of the (max x, best y) staircase, sorted by x ascending: the best y one can
+    reach at each interactivity or above."""
+    sign = 1.0 if y_larger_is_better else -1.0
+    x, y = np.asarray(x, dtype=np.float64), sign * np.asarray(y, dtype=np.float64)
+    order = np.lexsort((-y, -x))  # x descending, best y first among ties
+    ys = y[order]
+    before = np.maximum.accumulate(np.concatenate([[-np.inf], ys[:-1]]))
+    return order[ys > before][::-1]
+
+
+def sample(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """A deterministic subsample for scatter backgrounds (every k-th row)."""
+    if len(frame) <= n:
+        return frame
+    return frame.iloc[:: int(np.ceil(len(frame) / n))]

@@ -1,0 +1,146 @@
+"""Agentic-workload figures: the context length of one session's requests (the seed's Fig. 4)
+and prompt-cache hit rate and cost against KV-cache tier sizes.
+
+Both re-run the workload generator with the study's preset and seed (``dse/workload/``), so the
+session and the hit-rate curve are the ones the study's profile was built from. Fixed-length
+traffic (``traffic: {isl, osl}``) has neither, and these figures are skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ...catalog import load_catalog
+from ...model.tiers import kv_bytes_per_token
+from ...workload.cache import hit_curve
+from ...workload.population import simulate_population
+from ...workload.presets import load_preset
+from ...workload.session import DEFAULT_SEED, simulate_session
+from ..review import Review
+from .style import PALETTE, Figure, save
+
+TIER_FIELDS = ("host_gb_per_gpu", "storage_tb")
+
+
+def session_figure(workload: str, folder: Path) -> Figure:
+    params = load_preset(workload)
+    df = simulate_session(params, np.random.default_rng(DEFAULT_SEED))
+    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    main, sub = df[df["agent"] == "main"], df[df["agent"] == "sub"]
+    edges = np.arange(len(df) + 1) - 0.5
+    is_main = (df["agent"] == "main").to_numpy()
+    k_tokens = df["input_tokens"].to_numpy() / 1e3
+    # stairs: one filled patch per series (hundreds of bar patches take seconds to draw)
+    ax.stairs(np.where(is_main, 0.0, k_tokens), edges, fill=True, color=PALETTE[1], alpha=0.7,
+              label=f"sub-agent requests ({len(sub)})")  # fmt: skip
+    ax.stairs(np.where(is_main, k_tokens, 0.0), edges, fill=True, color=PALETTE[0],
+              label=f"main-agent requests ({len(main)})")  # fmt: skip
+    ax.stairs(df["cached_prefix_tokens"].to_numpy() / 1e3, edges, fill=True, color="k", alpha=0.18,
+              label="of which cached prefix (infinite cache)")  # fmt: skip
+    for i in main.index[main["compacted"]]:
+        ax.axvline(i, color="r", lw=0.8, ls="--")
+        ax.annotate("compaction", (i, ax.get_ylim()[1] * 0.95), fontsize=7, color="r", ha="right",
+                    rotation=90, va="top")  # fmt: skip
+    ax.set_xlabel("request number in the session (time order)")
+    ax.set_ylabel("input context (K tokens)")
+    ax.set_title(f"One simulated session of '{workload}': context length per request")
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    caption = (f"{len(df)} requests over {df['t_start_s'].max() / 60:.0f} min (seed {DEFAULT_SEED}, "
+               f"conf/workload/{workload}.yaml); compare the seed article's Figure 4.")  # fmt: skip
+    return save(fig, folder, "session", "Context length per request of one session", caption)
+
+
+def _kv_bytes(model: str, kv_bits: float, context: float) -> float:
+    arch = load_catalog().model(model).arch
+    return float(kv_bytes_per_token(arch, jnp.float64(kv_bits), jnp.float64(context)))
+
+
+def cache_figure(review: Review, workload: str, model: str, folder: Path) -> Figure | None:
+    if review.top.empty:
+        return None
+    params = load_preset(workload)
+    sessions = int(review.run.config.get("sessions", 64))
+    # The same population the study's Stack profiled (dse/workload/profile.py: seed 0, 16 in flight).
+    requests = simulate_population(params, sessions, 16.0, np.random.default_rng(0))
+    first = review.top.iloc[0]
+    rate = float(first["requests_s"])
+    # The curve is over capacity / request rate (dse/model/tiers.py): at the system's own rate a
+    # grid value g means g * rate cached tokens.
+    grid, hit = hit_curve(requests, params.prompt_cache_ttl_s)
+    kv = _kv_bytes(model, float(first["kv_bits"]), float(requests["input_tokens"].mean()))
+    tb = grid * rate * kv / 1e12
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    ax1.plot(np.maximum(tb, 1e-3), 100 * hit, color="k", lw=1.5, label="LRU + TTL hit rate")
+    ax1.set_xscale("log")
+    host_tb = float(first["host_gb_per_gpu"]) * float(first["units"]) / 1e3
+    for x, name, c in (
+        (host_tb, "host tier", PALETTE[2]),
+        (float(first["storage_tb"]), "storage", PALETTE[4]),
+    ):
+        if x > 0:
+            ax1.axvline(x, color=c, ls="--", lw=1, label=f"{first['label']} {name}: {x:,.0f} TB")
+    ax1.axhline(100 * float(first["hit_rate"]), color=PALETTE[3], lw=1,
+                label=f"{first['label']} hit rate {100 * float(first['hit_rate']):.1f} %")  # fmt: skip
+    ax1.set_xlabel(
+        f"KV-cache capacity, TB (at {first['label']}'s {rate:,.0f} req/s, {kv / 1e3:,.0f} KB/token)"
+    )
+    ax1.set_ylabel("prompt tokens served from cache (%)")
+    ax1.set_title(f"Cache hit rate vs capacity (TTL {params.prompt_cache_ttl_s:g} s)")
+    ax1.legend(fontsize=7, frameon=False, loc="lower right")
+    ax1.grid(alpha=0.3)
+    _cost_vs_tiers(ax2, review)
+    caption = ("Left: token-weighted prompt-cache hit rate of the study's workload against cache "
+               "capacity (from the simulated population's reuse distances). Right: cost against the "
+               "tier sizes the study searched, or, when it searched none, where the recommended "
+               "configurations find their cached tokens.")  # fmt: skip
+    return save(fig, folder, "cache", "Cache hit rate and cost vs KV tier sizes", caption)
+
+
+def _cost_vs_tiers(ax, review: Review) -> None:
+    cand = review.candidates
+    # A tier size the study searched varies inside a system (systems differ by their presets).
+    varying = [f for f in TIER_FIELDS
+               if f in cand and len(cand) and cand.groupby("system")[f].nunique().max() > 1]  # fmt: skip
+    metric = review.rank.metric
+    if varying:
+        x = varying[0]
+        keys = ["system", *varying[1:2]]
+        colors = {s: PALETTE[i % 10] for i, s in enumerate(review.systems)}
+        styles = ("-", "--", ":", "-.")
+        values = sorted(cand[varying[1]].unique()) if len(varying) > 1 else []
+        for key, part in cand.groupby(keys, sort=False):
+            system, *other = key if isinstance(key, tuple) else (key,)
+            best = part.groupby(x)[metric].agg("max" if review.rank.maximize else "min")
+            label = system + (f", {varying[1]} = {other[0]:g}" if other else "")
+            ax.plot(best.index, best.to_numpy(), marker="o", color=colors.get(system, "k"),
+                    ls=styles[values.index(other[0]) % len(styles)] if other else "-", label=label)  # fmt: skip
+        ax.set_xlabel(x)
+        ax.set_ylabel(f"best {metric} over the rest of the space")
+        ax.set_title(f"{metric} vs KV tier size")
+        ax.legend(fontsize=7, frameon=False)
+    else:
+        top = review.top
+        parts = [("hit_hbm", "HBM"), ("hit_host", "host"), ("hit_storage", "storage")]
+        left = np.zeros(len(top))
+        y = np.arange(len(top))[::-1]
+        for k, (col, name) in enumerate(parts):
+            v = 100 * top[col].to_numpy(dtype=np.float64)
+            ax.barh(y, v, left=left, color=PALETTE[k], label=f"hit in {name}")
+            left += v
+        ax.barh(y, 100 - left, left=left, color="0.85", label="miss (prefilled)")
+        ax.set_yticks(y, [f"{r['label']} {r['system']} (${r['usd_per_mtok']:.2f}/Mtok)"
+                          for _, r in top.iterrows()])  # fmt: skip
+        ax.set_xlabel("prompt tokens (%)")
+        ax.set_title("Where cached tokens come from (tier sizes were not searched)")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.grid(alpha=0.3)
+
+
+def is_agentic(workload: str | None) -> bool:
+    return bool(workload) and workload != "fixed" and not isinstance(workload, pd.DataFrame)

@@ -1,0 +1,44 @@
+"""Markdown and self-contained HTML from the report context (jinja2 templates beside this file).
+
+The HTML embeds every figure as a base64 PNG data URI, so the single file can be mailed or
+attached to a design review; the Markdown links the PNG/SVG files under ``figures/``.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import jinja2
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("dse.report", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,  # a missing field is a bug, not an empty cell
+    keep_trailing_newline=True,
+)
+
+
+def figure_entries(figures, base: Path) -> list[dict]:
+    out = []
+    for f in figures:
+        data = base64.b64encode(f.png.read_bytes()).decode("ascii")
+        out.append({
+            "name": f.name, "title": f.title, "caption": f.caption,
+            "png_rel": f.png.relative_to(base).as_posix(), "svg_rel": f.svg.relative_to(base).as_posix(),
+            "data_uri": f"data:image/png;base64,{data}",
+        })  # fmt: skip
+    return out
+
+
+def render(template: str, context: dict) -> str:
+    return _ENV.get_template(template).render(**context)
+
+
+def write_atomic(text: str, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

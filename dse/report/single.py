@@ -1,0 +1,56 @@
+"""The report of one run: figures, then Markdown and HTML from one context."""
+
+from __future__ import annotations
+
+import logging
+
+from .context import build_context
+from .figures.breakdown import breakdown_figure
+from .figures.frontier import cost_figure, frontier_figure
+from .figures.mix import mix_context, mix_figure
+from .figures.sensitivity import sensitivity_figure
+from .figures.workload import cache_figure, session_figure
+from .load import RunResults
+from .render import figure_entries, render, write_atomic
+from .review import build_review
+
+log = logging.getLogger("dse.report")
+FIXED_TRAFFIC = ("fixed", "custom", None)
+
+
+def write_run_report(run: RunResults, top: int | None = None, baseline: str | None = None):
+    from . import ReportFiles
+
+    opts = dict(run.config.get("report") or {})
+    top = int(top or opts.get("top", 5))
+    baseline = baseline or opts.get("baseline")
+    folder = run.path / "figures"
+    if run.engine == "milp":
+        figures = [mix_figure(run, folder)]
+        context = mix_context(run, figure_entries(figures, run.path))
+        return _write(run, "mix", context, figures, ReportFiles)
+    review = build_review(run, top=top, baseline=baseline)
+    workload, model = run.summary.get("workload"), run.summary.get("model")
+    figures = []
+    if len(review.frontier):
+        figures += [frontier_figure(review, folder), cost_figure(review, folder)]
+        figures.append(breakdown_figure(review, folder))
+        figures.append(sensitivity_figure(review, folder))
+        if workload not in FIXED_TRAFFIC:
+            figures.append(cache_figure(review, workload, model, folder))
+    if workload not in FIXED_TRAFFIC:
+        figures.append(session_figure(workload, folder))
+    figures = [f for f in figures if f is not None]
+    context = build_context(review, figure_entries(figures, run.path), [])
+    return _write(run, "report", context, figures, ReportFiles)
+
+
+def _write(run: RunResults, template: str, context: dict, figures, ReportFiles):
+    md, html = run.path / "report.md", run.path / "report.html"
+    produced = [md, html, *(p for f in figures for p in (f.png, f.svg))]
+    listed = list(run.summary.get("files") or [])
+    context["files"] = listed + [p.relative_to(run.path).as_posix() for p in produced]
+    write_atomic(render(f"{template}.md.j2", context), md)
+    write_atomic(render(f"{template}.html.j2", context), html)
+    log.info("report: %s, %s and %d figures", md, html.name, len(figures))
+    return ReportFiles(md, html, tuple(p for f in figures for p in (f.png, f.svg)))

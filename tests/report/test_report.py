@@ -1,0 +1,187 @@
+"""Design-review outputs of a real (small) study: figures, Markdown, self-contained HTML."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from dse.report import load_run, report, write_report
+from dse.report.review import build_review
+
+# A few hundred points of the KV-tier study (tier sizes vary, so the cost-vs-tier panel is drawn).
+SMALL = [
+    "study=kv_tier_sizing",
+    "++space.choices.batch=[16,64]",
+    "++space.choices.prefill_units=[16]",
+    "++space.choices.storage_tb=[0,200]",
+    "++space.choices.storage_gbs=[400]",
+    "++space.choices.host_gb_per_gpu=[0,128]",
+    "sessions=16",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from dse.search import search
+
+    out = tmp_path_factory.mktemp("study") / "run"
+    search(overrides=[*SMALL, "report.enabled=false"], out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def written(run_dir):
+    return write_report(run_dir)
+
+
+def test_report_writes_figures_and_both_documents(run_dir, written):
+    names = {p.name for p in written.figures}
+    for fig in ("frontier", "cost", "breakdown", "cache", "session"):
+        assert {f"{fig}.png", f"{fig}.svg"} <= names, fig
+    for p in written.all:
+        assert p.is_file() and p.stat().st_size > 500 and p.is_relative_to(run_dir)
+    md = written.markdown.read_text()
+    # every image the Markdown links exists beside it
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == len(written.figures) // 2
+    assert all((run_dir / link).is_file() for link in links)
+
+
+def test_report_names_the_recommended_configuration_and_how_to_deploy_it(run_dir, written):
+    run = load_run(run_dir)
+    review = build_review(run)
+    first = review.top.iloc[0]
+    md = written.markdown.read_text()
+    assert f"**Recommendation.** #1: {first['system']}" in md
+    # every deploy setting of the winner is printed, with its value
+    for key in ("tp", "batch", "decode_units", "prefill_units", "host_gb_per_gpu", "storage_tb"):
+        assert re.search(rf"\b{key}={first[key]:g}\b", md.replace(",", "")), key
+    assert "What limits it" in md and "bound by" in md
+    # the accuracy table lists every accelerator of the study with its held-out error
+    for hw in review.errors:
+        assert f"| {hw} |" in md
+    # files written by the search are listed with the report's own
+    for f in ("frontier.parquet", "report.html", "figures/frontier.svg"):
+        assert f"`{f}`" in md
+
+
+def test_html_is_self_contained(written):
+    html = written.html.read_text()
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert len(images) == len(written.figures) // 2
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(https?:|file:|/)', html)  # nothing fetched from elsewhere
+
+
+def test_report_is_reproducible_byte_for_byte(run_dir, written):
+    before = {p: p.read_bytes() for p in written.all}
+    again = write_report(run_dir)
+    assert {p: p.read_bytes() for p in again.all} == before
+
+
+def test_top_configurations_respect_target_ranking_and_diversity(run_dir):
+    run = load_run(run_dir)
+    review = build_review(run, top=4, per_system=1)
+    top = review.top
+    assert top["system"].is_unique and len(top) <= 4
+    assert top["usd_per_mtok"].is_monotonic_increasing  # rank_by: min usd_per_mtok
+    assert (top["tok_s_user"] >= 100).all()  # the study's constraint
+    assert review.baseline is not None and review.baseline["system"] == review.systems[0]
+
+
+def test_sweep_report_compares_runs(tmp_path, run_dir):
+    import shutil
+
+    sweep = tmp_path / "multirun-x"
+    for k, extra in enumerate((["a=1"], ["a=2"])):
+        job = sweep / f"job{k}"
+        shutil.copytree(run_dir, job)
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text(json.dumps(extra))
+    files = report(sweep)
+    md = files.markdown.read_text()
+    assert "| a=1 |" in md and "| a=2 |" in md and "+0.0 %" in md
+    assert (sweep / "figures" / "sweep_frontiers.png").is_file()
+
+
+def test_report_refuses_folders_that_are_not_runs(tmp_path, capsys):
+    from dse.cli import main
+
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a finished study run" in err[0]
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_pareto_staircase_matches_brute_force():
+    import numpy as np
+
+    from dse.report.figures.style import pareto_2d
+
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 20, 300).astype(float), rng.normal(size=300)
+    for bigger in (True, False):
+        idx = pareto_2d(x, y, bigger)
+        s = 1 if bigger else -1
+        brute = [i for i in range(300) if not any(
+            (x[j] >= x[i]) and (s * y[j] >= s * y[i]) and ((x[j], y[j]) != (x[i], y[i]))
+            for j in range(300))]  # fmt: skip
+        assert sorted(map(tuple, np.c_[x[idx], y[idx]])) == sorted(
+            set(map(tuple, np.c_[x[brute], y[brute]])))  # fmt: skip
+        assert np.all(np.diff(x[idx]) > 0)
+
+
+def test_error_band_uses_own_measurements_or_says_it_has_none():
+    from dse.report.accuracy import error_band, heldout_errors
+
+    h100 = error_band("h100_sxm")
+    own = heldout_errors().query("hardware == 'h100_sxm'")
+    assert h100.n == len(own) > 0 and "h100_sxm" in h100.basis
+    vr200 = error_band("vr200")
+    assert vr200.n == 0 and "no public measurement" in vr200.basis
+    assert vr200.interactivity_pct > 0 and vr200.throughput_pct > 0
+
+
+def test_sensitivity_rows_follow_the_recommended_points(run_dir):
+    from dse.report.figures.sensitivity import chosen_sensitivities
+
+    run = load_run(run_dir)
+    review = build_review(run, top=2)
+    points = review.top["point"].tolist()
+    rows = []
+    for d, p in enumerate([12345, *points]):  # design 0 is not recommended
+        for metric in ("tok_s_user", "usd_per_mtok"):
+            rows.append(
+                dict(
+                    design=d,
+                    point=p,
+                    hardware="gb200",
+                    metric=metric,
+                    field="hbm_bw_scale",
+                    elasticity=0.1 * (d + 1),
+                    feasible=True,
+                    per_unit=1.0,
+                    unit="TB/s",
+                )
+            )
+    tables = {**run.tables, "sensitivities": pd.DataFrame(rows)}
+    chosen = chosen_sensitivities(
+        build_review(type(run)(run.path, run.config, run.summary, tables))
+    )
+    assert set(chosen["point"]) == set(points)
+    assert set(chosen["label"]) == {"#1", "#2"}
+
+
+def test_html_report_renders_in_headless_chromium(chromium, written, tmp_path):
+    from dse.report.browser import check_page
+
+    shot = tmp_path / "report.png"
+    page = check_page(written.html, screenshot=shot)
+    assert page.ok, page.problems()
+    assert page.errors == ()
+    assert len(page.images) == len(written.figures) // 2
+    for image in page.images:  # every figure decoded at its full size and laid out on the page
+        assert image.loaded and image.displayed and image.natural_width > 500
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
