@@ -179,3 +179,17 @@ def random_rows(n: int, seed: int = 0) -> list[dict]:
             )
         )
     return rows
+
+
+# A few hundred points of a shipped study (kv_tier_sizing), shrunk with ++ overrides: the study,
+# report and CLI tests run it end to end in a few seconds (tier sizes vary, so every report
+# figure is drawn).
+SMALL_STUDY = [
+    "study=kv_tier_sizing",
+    "++space.choices.batch=[16,64]",
+    "++space.choices.prefill_units=[16]",
+    "++space.choices.storage_tb=[0,200]",
+    "++space.choices.storage_gbs=[400]",
+    "++space.choices.host_gb_per_gpu=[0,128]",
+    "sessions=16",
+]

@@ -13,7 +13,7 @@ import yaml
 from .. import __version__
 from ..catalog import conf_dir
 from .accuracy import accuracy_table
-from .review import Review, _bounds_text, deltas
+from .review import Review, bounds_text, deltas
 
 # Every setting needed to deploy a design, grouped as an operator reads them.
 DEPLOY = {
@@ -167,8 +167,8 @@ def build_context(review: Review, figures: list, files: list[str]) -> dict:
         "search": {k: fmt(s.get(k)) for k in ("engine", "space_size", "evaluated", "feasible",
                                               "frontier", "seconds") if k in s},
         "objectives": ", ".join(("max " if o.maximize else "min ") + o.metric for o in review.objectives),
-        "constraints": _bounds_text(review.constraints) or "none",
-        "target": _bounds_text(review.best_where) or "none", "rank": review.rank.metric,
+        "constraints": bounds_text(review.constraints) or "none",
+        "target": bounds_text(review.best_where) or "none", "rank": review.rank.metric,
         "recommendation": _recommendation(review, first), "note": review.note,
         "configs": _configs(review), "baseline": _baseline(review),
         "accuracy": accuracy_table(hardware).to_dict("records"),
@@ -188,7 +188,7 @@ def _recommendation(review: Review, first) -> str:
             f"per GPU, {fmt(first['units'])} accelerators — the {'highest' if r.maximize else 'lowest'} "
             f"{r.metric} on the frontier")  # fmt: skip
     if review.best_where:
-        text += f" with {_bounds_text(review.best_where)}"
+        text += f" with {bounds_text(review.best_where)}"
     if review.baseline is not None and review.baseline["point"] != first["point"]:
         b = float(review.baseline[r.metric])
         text += f"; {100 * (float(first[r.metric]) - b) / abs(b):+.0f} % {r.metric} vs the baseline"

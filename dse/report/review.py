@@ -7,6 +7,7 @@ calibration error table (:mod:`dse.report.accuracy`); figures and templates only
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,13 +73,13 @@ def build_review(
         ok = meets({c: pool[c].to_numpy() for c in pool}, constraints)
         candidates = pool[ok]
     top_rows, met = top_configs(frontier, rank, where, top, per_system)
-    note = "" if met else (f"no frontier design meets {_bounds_text(where)}; the configurations "
+    note = "" if met else (f"no frontier design meets {bounds_text(where)}; the configurations "
                            "shown are the best without that bound")  # fmt: skip
     chosen = frontier
     if met and where and len(frontier):
         chosen = frontier[meets({c: frontier[c].to_numpy() for c in frontier}, where)]
     top_rows = top_rows.assign(label=[f"#{i + 1}" for i in range(len(top_rows))])
-    base, base_note = _baseline(run, chosen, rank, baseline, top_rows)
+    base, base_note = _baseline(run, chosen, rank, baseline)
     hardware = sorted(
         {str(h) for c in HARDWARE_COLUMNS if c in frontier for h in frontier[c].unique()}
     )
@@ -86,12 +87,17 @@ def build_review(
                   base_note, note, {h: error_band(h) for h in hardware})  # fmt: skip
 
 
-def _baseline(run, chosen, rank, system, top_rows) -> tuple[pd.Series | None, str]:
+def _baseline(run, chosen, rank, system) -> tuple[pd.Series | None, str]:
     """The best design of the baseline system: ``report.baseline`` when given, else the first
     system the space lists (by convention the incumbent, e.g. GB200 NVL72 in the seed study)."""
+    systems = _space_systems(run.config, run.table("frontier"))
+    if system and system not in systems:
+        near = difflib.get_close_matches(str(system), systems, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise ValueError(f"report.baseline={system!r} is not a system of this study; {hint}"
+                         f"choose one of {', '.join(systems)}")  # fmt: skip
     if chosen.empty:
         return None, ""
-    systems = _space_systems(run.config, chosen)
     why = "report.baseline" if system else "the first system of the space"
     system = system or systems[0]
     rows = chosen[chosen["system"] == system]
@@ -104,7 +110,7 @@ def _baseline(run, chosen, rank, system, top_rows) -> tuple[pd.Series | None, st
     return best, f"best {rank.metric} of {system} ({why})"
 
 
-def _bounds_text(constraints) -> str:
+def bounds_text(constraints) -> str:
     parts = []
     for c in constraints:
         if c.low is not None:

@@ -52,5 +52,5 @@ def _write(run: RunResults, template: str, context: dict, figures, ReportFiles):
     context["files"] = listed + [p.relative_to(run.path).as_posix() for p in produced]
     write_atomic(render(f"{template}.md.j2", context), md)
     write_atomic(render(f"{template}.html.j2", context), html)
-    log.info("report: %s, %s and %d figures", md, html.name, len(figures))
+    log.debug("report: %s, %s and %d figures", md, html.name, len(figures))
     return ReportFiles(md, html, tuple(p for f in figures for p in (f.png, f.svg)))

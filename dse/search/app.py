@@ -36,6 +36,7 @@ def _task(cfg: DictConfig):
             raise ValueError(f"ui.output={output!r} is not one of {', '.join(OUTPUTS)}")
         if output != "text":  # stdout carries the JSON document only; quiet prints nothing
             _quiet_console()
+        _progress_to_stderr()
         outcome = run_study(cfg, dict(hc.runtime.choices), hc.runtime.output_dir,
                             progress=str(ui.get("progress", "auto")) if output == "text" else "none")  # fmt: skip
     except (ValueError, OSError) as e:  # the user's input: one line, exit 2
@@ -57,6 +58,17 @@ def _quiet_console() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
+
+
+def _progress_to_stderr() -> None:
+    """Progress log lines (no terminal: dse.progress.LogProgress) go to stderr like the bars, not
+    through Hydra's console handler on stdout, which keeps the results."""
+    logger = logging.getLogger("dse.progress")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(asctime)s][dse] %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _json_document(outcome) -> dict:

@@ -179,7 +179,7 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
     extra = {}
     if s.get("refine") or s.get("sensitivities"):
-        with progress.phase("gradients: sensitivities/refinement (compiles once, then cached)"):
+        with progress.phase("gradients (compiled once, then cached)"):
             extra = _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s)
         for name, table in extra.items():
             written += write_table(table, out, name)
@@ -294,7 +294,7 @@ def _run_milp(cfg, s, stack, model, out, summary, t0, progress) -> StudyOutcome:
     opts = {k: v for k, v in s.items() if k not in ("engine", "demand_sessions_s")}
     if "demand_sessions_s" not in s:
         raise ValueError("search.demand_sessions_s: give the demand (agent sessions per second)")
-    result = hardware_mix(stack, model, float(s["demand_sessions_s"]), **opts)
+    result = hardware_mix(stack, model, float(s["demand_sessions_s"]), progress=progress, **opts)
     table = result.to_frame()
     written = write_table(table, out, "mix")
     summary.update(result.summary())

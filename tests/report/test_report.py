@@ -8,17 +8,9 @@ import pytest
 
 from dse.report import load_run, report, write_report
 from dse.report.review import build_review
+from tests.support import SMALL_STUDY
 
-# A few hundred points of the KV-tier study (tier sizes vary, so the cost-vs-tier panel is drawn).
-SMALL = [
-    "study=kv_tier_sizing",
-    "++space.choices.batch=[16,64]",
-    "++space.choices.prefill_units=[16]",
-    "++space.choices.storage_tb=[0,200]",
-    "++space.choices.storage_gbs=[400]",
-    "++space.choices.host_gb_per_gpu=[0,128]",
-    "sessions=16",
-]
+SMALL = SMALL_STUDY
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +177,32 @@ def test_html_report_renders_in_headless_chromium(chromium, written, tmp_path):
     for image in page.images:  # every figure decoded at its full size and laid out on the page
         assert image.loaded and image.displayed and image.natural_width > 500
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_committed_example_report_is_small_and_complete():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "studies" / "seed_rubin_lpx" / "example"
+    files = [p for p in example.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 400_000  # examples must not bloat the repo
+    md = (example / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 5 and all((example / link).is_file() for link in links)
+
+
+def test_a_study_where_nothing_meets_the_constraints_still_gets_a_report(tmp_path):
+    from dse.search import search
+
+    out = search(overrides=[*SMALL, "constraints={tok_s_user: {min: 1e9}}"], out_dir=tmp_path / "r")
+    assert out.frontier.empty and out.report is not None
+    md = out.report.markdown.read_text()
+    assert "No design meets the constraints" in md
+    assert out.report.html.is_file()
+
+
+def test_unknown_baseline_is_one_clear_line(run_dir, capsys):
+    from dse.cli import main
+
+    assert main(["report", str(run_dir), "--baseline", "vr200_nvl7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean vr200_nvl72" in err[0]

@@ -10,6 +10,7 @@ from dse.search.objectives import meets, parse_constraints, parse_objectives
 from dse.search.optuna_search import optuna_search
 from dse.search.space import Space
 from dse.stack import Stack
+from tests.support import SMALL_STUDY
 
 SPACE = {
     "choices": {"software": ["default", "nvfp4_mtp"], "batch": [1, 4, 16, 64],
@@ -19,16 +20,7 @@ SPACE = {
 }  # fmt: skip
 OBJ = parse_objectives(["max:tok_s_user", "max:tok_s_per_unit"])
 CON = parse_constraints({"ttft_ms": {"max": 3000}})
-# A few hundred points of a shipped study, shrunk with ++ overrides.
-SMALL = [
-    "study=kv_tier_sizing",
-    "++space.choices.batch=[16,64]",
-    "++space.choices.prefill_units=[16]",
-    "++space.choices.storage_tb=[0,200]",
-    "++space.choices.storage_gbs=[400]",
-    "++space.choices.host_gb_per_gpu=[0,128]",
-    "sessions=16",
-]
+SMALL = SMALL_STUDY
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +124,7 @@ def test_cli_search_runs_and_rejects_bad_input_in_one_line(tmp_path, capsys):
     rc = main(["search", *SMALL, f"results_dir={tmp_path}", "run=r1"])
     assert rc == 0
     assert (tmp_path / "kv_tier_sizing" / "r1" / "frontier.csv").exists()
+    capsys.readouterr()  # the good run's progress lines (stderr) and summary
     with pytest.raises(SystemExit) as e:
         main(["search", *SMALL, f"results_dir={tmp_path}", "objectives=[max:tok_per_user]"])
     assert e.value.code == 2
@@ -157,3 +150,31 @@ def test_dse_sweeper_turns_sweeps_into_one_batched_optuna_study(tmp_path):
     df = pd.read_csv(points)
     assert set(df["batch"]) <= {8, 16, 32}
     assert df["hbm_bw_scale"].between(0.8, 1.5).all() and df["hbm_bw_scale"].nunique() > 3
+
+
+def test_cli_json_and_quiet_modes_keep_stdout_for_scripts(tmp_path, capsys):
+    from dse.cli import main
+
+    args = ["search", *SMALL, f"results_dir={tmp_path}", "report.enabled=false"]
+    assert main([*args, "run=j", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # the whole of stdout is one JSON document
+    assert doc["evaluated"] == doc["space_size"] and doc["best"] and doc["report"] is None
+    assert doc["out_dir"].endswith("j")
+    assert main([*args, "run=q", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    with pytest.raises(SystemExit) as e:
+        main([*args, "ui.output=yaml"])
+    assert e.value.code == 2 and "ui.output='yaml'" in capsys.readouterr().err
+
+
+def test_multirun_ends_with_a_report_comparing_its_runs(tmp_path):
+    from dse.cli import main
+
+    rc = main(["search", "-m", *SMALL, f"results_dir={tmp_path}", "run=m", "sessions=8,16"])
+    assert rc == 0
+    sweep = tmp_path / "kv_tier_sizing" / "multirun-m"
+    for job in ("job0", "job1"):
+        assert (sweep / job / "report.html").is_file()
+    md = (sweep / "report.md").read_text()
+    assert "sessions=8" in md and "sessions=16" in md
+    assert "(job0/report.html)" in md and (sweep / "figures" / "sweep_frontiers.png").is_file()

@@ -38,13 +38,29 @@ def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sla_lines(ax, review: Review) -> None:
-    for c, style, name in [(c, ":", "constraint") for c in review.constraints] + [
-        (c, "--", "target") for c in review.best_where
-    ]:
+    """Vertical lines where an SLA bounds interactivity: tok/s/user minima, and TPOT maxima
+    (TPOT <= t ms is tok/s/user >= 1000 / t: TPOT is per emitted token)."""
+    bounds = [(c, ":", "constraint") for c in review.constraints]
+    bounds += [(c, "--", "target") for c in review.best_where]
+    for c, style, name in bounds:
         if c.metric == "tok_s_user" and c.low is not None:
-            ax.axvline(c.low, color="0.3", ls=style, lw=1)
-            ax.annotate(f"{name} ≥ {c.low:g}", (c.low, 1.0), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=7, color="0.3")  # fmt: skip
+            x, text = c.low, f"{name}: tok/s/user ≥ {c.low:g}"
+        elif c.metric == "tpot_ms" and c.high:
+            x, text = 1000.0 / c.high, f"{name}: TPOT ≤ {c.high:g} ms"
+        else:
+            continue
+        ax.axvline(x, color="0.3", ls=style, lw=1)
+        ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), rotation=90, va="top",
+                    ha="right", fontsize=7, color="0.3")  # fmt: skip
+
+
+def _sla_text(review: Review) -> str:
+    from ..review import bounds_text
+
+    parts = [f"constraints: {bounds_text(review.constraints) or 'none'}"]
+    if review.best_where:
+        parts.append(f"target: {bounds_text(review.best_where)}")
+    return "; ".join(parts)
 
 
 def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -> None:
@@ -95,7 +111,7 @@ def frontier_figure(review: Review, folder: Path) -> Figure:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(4, max(1, len(labels))),
                frameon=False)  # fmt: skip
-    fig.suptitle(f"{review.run.title}: throughput vs interactivity")
+    fig.suptitle(f"{review.run.title}: throughput vs interactivity\n{_sla_text(review)}")
     caption = (
         "Each colour is one system (hardware mix). Faint dots: evaluated designs meeting the "
         "constraints; line: that system's frontier (best value at that tok/s/user or more); "
@@ -109,7 +125,7 @@ def cost_figure(review: Review, folder: Path) -> Figure:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     _panel(ax, review, "usd_per_mtok", "$ per million output tokens (all-in)", False, log_y=True)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
-    ax.set_title("Cost per million tokens vs interactivity")
+    ax.set_title(f"Cost per million tokens vs interactivity\n{_sla_text(review)}", fontsize=9)
     caption = ("Cheapest cost reachable at each interactivity, per system; bars are the model's "
                "held-out throughput error (cost scales with 1/throughput).")  # fmt: skip
     return save(fig, folder, "cost", "$ per Mtok vs interactivity", caption)
