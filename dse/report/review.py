@@ -16,6 +16,7 @@ import pandas as pd
 from ..search.objectives import Constraint, Objective, meets, parse_constraints, parse_objectives
 from ..search.results import top_configs
 from .accuracy import ErrorBand, error_band
+from .figures.style import mix_labels
 from .load import RunResults
 
 HARDWARE_COLUMNS = ("decode_hardware", "prefill_hardware", "ffn_hardware")
@@ -41,9 +42,20 @@ class Review:
         """Systems in the space's order (stable colours across figures and runs)."""
         return _space_systems(self.run.config, self.frontier)
 
+    @property
+    def mixes(self) -> list[str]:
+        """'system (hardware mix)' labels, in the systems' order: what figures colour by."""
+        seen = [*self.frontier.get("mix", []), *self.candidates.get("mix", [])]
+        order = {s: i for i, s in enumerate(self.systems)}
+        return sorted(dict.fromkeys(seen), key=lambda m: (order.get(m.split(" (")[0], 1e9), m))
+
     def band(self, row) -> ErrorBand:
         """The error band of a design: its decode hardware's (the pool that sets tok/s/user)."""
         return self.errors[str(row["decode_hardware"])]
+
+
+def _with_mix(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(mix=mix_labels(frame)) if len(frame) else frame
 
 
 def _space_systems(config: dict, frame: pd.DataFrame) -> list[str]:
@@ -83,6 +95,7 @@ def build_review(
     hardware = sorted(
         {str(h) for c in HARDWARE_COLUMNS if c in frontier for h in frontier[c].unique()}
     )
+    candidates, frontier, top_rows = (_with_mix(t) for t in (candidates, frontier, top_rows))
     return Review(run, objectives, constraints, where, rank, candidates, frontier, top_rows, base,
                   base_note, note, {h: error_band(h) for h in hardware})  # fmt: skip
 

@@ -82,7 +82,7 @@ def test_top_configurations_respect_target_ranking_and_diversity(run_dir):
     assert review.baseline is not None and review.baseline["system"] == review.systems[0]
 
 
-def test_sweep_report_compares_runs(tmp_path, run_dir):
+def test_sweep_report_compares_runs(tmp_path, run_dir, chromium):
     import shutil
 
     sweep = tmp_path / "multirun-x"
@@ -95,6 +95,10 @@ def test_sweep_report_compares_runs(tmp_path, run_dir):
     md = files.markdown.read_text()
     assert "| a=1 |" in md and "| a=2 |" in md and "+0.0 %" in md
     assert (sweep / "figures" / "sweep_frontiers.png").is_file()
+    from dse.report.browser import check_page
+
+    page = check_page(files.html)
+    assert page.ok and len(page.images) == 1, page.problems()
 
 
 def test_report_refuses_folders_that_are_not_runs(tmp_path, capsys):

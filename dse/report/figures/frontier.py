@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.ticker import EngFormatter
 
 from ..review import Review
-from .style import Figure, pareto_2d, sample, save, system_colors, system_label
+from .style import Figure, colors_for, pareto_2d, sample, save
 
 # y-axis metrics: (column or derived name, axis label, larger is better)
 PANELS = (
@@ -64,12 +64,12 @@ def _sla_text(review: Review) -> str:
 
 
 def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -> None:
-    colors = system_colors(review.systems)
+    colors = colors_for(review.mixes)
     cloud = with_derived(review.candidates)
     front = with_derived(review.frontier)
-    for system in review.systems:
-        c = colors[system]
-        mine = cloud[cloud["system"] == system] if len(cloud) else cloud
+    for mix in review.mixes:
+        c = colors[mix]
+        mine = cloud[cloud["mix"] == mix] if len(cloud) else cloud
         if mine.empty:
             continue
         bg = sample(mine, BACKGROUND_POINTS)
@@ -77,12 +77,8 @@ def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -
         idx = pareto_2d(mine["tok_s_user"].to_numpy(), mine[y].to_numpy(), bigger)
         stair = mine.iloc[idx]
         ax.step(stair["tok_s_user"], stair[y], where="post" if bigger else "pre", color=c, lw=1.4,
-                label=system_label(front if len(front) else mine, system))  # fmt: skip
-        on = (
-            front[(front["system"] == system) & front.get("on_frontier", True)]
-            if len(front)
-            else front
-        )
+                label=mix)  # fmt: skip
+        on = front[(front["mix"] == mix) & front.get("on_frontier", True)] if len(front) else front
         if len(on):
             band = review.band(on.iloc[0])
             ax.errorbar(on["tok_s_user"], on[y], xerr=on["tok_s_user"] * band.interactivity_pct / 100,
@@ -92,7 +88,7 @@ def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -
     for _, row in top.iterrows():
         ax.annotate(row["label"], (row["tok_s_user"], row[y]), xytext=(4, 4),
                     textcoords="offset points", fontsize=8, weight="bold")  # fmt: skip
-        ax.plot(row["tok_s_user"], row[y], marker="*", ms=10, color=colors.get(row["system"], "k"),
+        ax.plot(row["tok_s_user"], row[y], marker="*", ms=10, color=colors.get(row["mix"], "k"),
                 mec="k", mew=0.6, ls="none")  # fmt: skip
     _sla_lines(ax, review)
     ax.set_xlabel("interactivity: output tok/s per user")

@@ -49,22 +49,22 @@ def save(fig, folder: Path, name: str, title: str, caption: str) -> Figure:
     return Figure(name, title, caption, png, svg)
 
 
-def system_colors(systems) -> dict[str, tuple]:
-    """Stable colours: systems in first-seen order (the space's order)."""
-    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(dict.fromkeys(systems))}
+def colors_for(names) -> dict[str, tuple]:
+    """Stable colours: names in first-seen order (the space's order of systems)."""
+    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(dict.fromkeys(names))}
 
 
-def hardware_mix(row) -> str:
-    """'vr200 + groq3_lpx': the distinct accelerators of a design's pools (FFN pool only if used)."""
-    parts = [row.get("decode_hardware"), row.get("prefill_hardware")]
-    if float(row.get("ffn_units", 0) or 0) > 0:
-        parts.append(row.get("ffn_hardware"))
-    return " + ".join(dict.fromkeys(str(p) for p in parts if p))
-
-
-def system_label(frame: pd.DataFrame, system: str) -> str:
-    rows = frame[frame["system"] == system]
-    return f"{system} ({hardware_mix(rows.iloc[0])})" if len(rows) else system
+def mix_labels(frame: pd.DataFrame) -> pd.Series:
+    """Per design, 'system (its hardware mix)': what the figures colour by. A system whose
+    pools take several accelerators in one study gets one colour per mix."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=object)
+    ffn = frame.get("ffn_units", pd.Series(0, index=frame.index)).astype(float) > 0
+    parts = zip(frame["system"], frame["decode_hardware"], frame["prefill_hardware"],
+                frame.get("ffn_hardware", frame["decode_hardware"]), ffn)  # fmt: skip
+    labels = [f"{s} ({' + '.join(dict.fromkeys([d, p, f] if use else [d, p]))})"
+              for s, d, p, f, use in parts]  # fmt: skip
+    return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def pareto_2d(x: np.ndarray, y: np.ndarray, y_larger_is_better: bool = True) -> np.ndarray:
