@@ -1,0 +1,56 @@
+"""How long the design-review outputs take: each figure, the documents, and the whole report.
+
+Runs the default study once without its report (warm JAX cache assumed; the first run on a
+machine compiles) and then times ``write_report`` on its folder, figure by figure::
+
+    .venv/bin/python benchmarks/bench_report.py          # ~45 s warm
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    from dse.report import build_review, load_run, write_report
+    from dse.report.figures.breakdown import breakdown_figure
+    from dse.report.figures.frontier import cost_figure, frontier_figure
+    from dse.report.figures.sensitivity import sensitivity_figure
+    from dse.report.figures.workload import cache_figure, session_figure
+    from dse.search import search
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        t0 = time.perf_counter()
+        outcome = search(overrides=["report.enabled=false"], out_dir=run_dir)
+        print(f"default study without report: {time.perf_counter() - t0:.1f} s "
+              f"({outcome.summary['evaluated']:,} designs)")  # fmt: skip
+        run = load_run(run_dir)
+        review = build_review(run)
+        workload, model = run.summary["workload"], run.summary["model"]
+        figs = Path(tmp) / "figures"
+        for name, make in (
+            ("frontier", lambda: frontier_figure(review, figs)),
+            ("cost", lambda: cost_figure(review, figs)),
+            ("breakdown", lambda: breakdown_figure(review, figs)),
+            ("sensitivity", lambda: sensitivity_figure(review, figs)),
+            ("cache", lambda: cache_figure(review, workload, model, figs)),
+            ("session", lambda: session_figure(workload, figs)),
+        ):
+            t = time.perf_counter()
+            make()
+            print(f"  figure {name:<12} {time.perf_counter() - t:5.2f} s (PNG + SVG)")
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            files = write_report(run_dir)
+            times.append(time.perf_counter() - t)
+        size = sum(p.stat().st_size for p in files.all)
+        print(f"write_report (all figures, report.md, report.html): best of 3 {min(times):.2f} s, "
+              f"{size / 1e6:.2f} MB written, report.html {files.html.stat().st_size / 1e3:.0f} KB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
