@@ -17,6 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..catalog import conf_dir
+from .overrides import check_overrides
 
 log = logging.getLogger("dse.search")
 
@@ -122,6 +123,13 @@ def _best_lines(outcome) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the Hydra app with ``argv`` as its command line (``dse search ARGS``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        check_overrides(argv)
+    except ValueError as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"dse search: error: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        sys.exit(2)
     app = hydra.main(version_base="1.3", config_path=str(conf_dir().resolve()), config_name="dse")(
         _task
     )

@@ -81,7 +81,7 @@ def _stack(cfg: dict, choices: dict) -> tuple[Stack, str]:
                 f"{group}: fields of conf/{group}/{name}.yaml were overridden on the command line; "
                 f"copy the file to a new name, edit it and pass {group}=NEW_NAME"
             )
-    sessions = int(cfg.get("sessions", 64))
+    sessions = whole(cfg, "sessions", 64)
     if traffic:
         from ..workload.fixed import fixed_length_profile
 
@@ -136,6 +136,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str, progress: str | Progress 
 def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcome:
     t0 = time.perf_counter()
     cfg = _plain(cfg)
+    whole(dict(cfg.get("report") or {}), "top", 5, "report")  # checked before hours of search
     out.mkdir(parents=True, exist_ok=True)
     write_text(yaml.safe_dump(cfg, sort_keys=False), out / "config.yaml")
     s = dict(cfg.get("search") or {})
@@ -154,16 +155,16 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     objectives = parse_objectives(cfg.get("objectives"))
     constraints = parse_constraints(cfg.get("constraints"))
     space = _space(cfg, choices, stack)
-    ev = Evaluator(stack, model, space, chunk=int(s.get("chunk", 1 << 13)))
+    ev = Evaluator(stack, model, space, chunk=whole(s, "chunk", 1 << 13, "search"))
     summary["space_size"] = space.size
     if engine == "exhaustive":
         result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress)
     else:
         result, _ = optuna_search(
             ev, objectives, constraints,
-            n_trials=int(s.get("n_trials", 2000)), batch=int(s.get("batch", 256)),
-            sampler=str(s.get("sampler", "nsga2")), population=int(s.get("population", 100)),
-            seed=int(s.get("seed", 0)), storage=_storage(s.get("storage"), out),
+            n_trials=whole(s, "n_trials", 2000, "search"), batch=whole(s, "batch", 256, "search"),
+            sampler=str(s.get("sampler", "nsga2")), population=whole(s, "population", 100, "search"),
+            seed=whole(s, "seed", 0, "search", low=0), storage=_storage(s.get("storage"), out),
             study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
             storage_mode=str(s.get("storage_mode", "auto")),
             progress=progress,
@@ -202,7 +203,23 @@ def _report(cfg: dict, out: Path, progress: Progress):
     from ..report import write_report
 
     with progress.phase("report: figures, report.md, report.html"):
-        return write_report(out, top=int(opts.get("top", 5)), baseline=opts.get("baseline"))
+        return write_report(out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline"))
+
+
+def whole(section: dict, key: str, default: int, where: str = "", low: int = 1) -> int:
+    """An integer setting, checked where it enters: ``search.n_trials=abc`` or ``=0`` is one
+    clear line, not a traceback or a silent default."""
+    value = section.get(key, default)
+    name = f"{where}.{key}" if where else key
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name}={value!r}: give a whole number >= {low}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: give a whole number >= {low}") from None
+    if not number.is_integer() or number < low:
+        raise ValueError(f"{name}={value!r}: give a whole number >= {low}")
+    return int(number)
 
 
 def _rank_by(cfg: dict) -> tuple[str, bool]:
@@ -232,7 +249,7 @@ def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, pr
     start, front, counts = state or (0, None, (0, 0))
     if start:
         log.info("exhaustive: resuming at point %d of %d", start, space.size)
-    every = max(1, int(s.get("checkpoint_every", 16)))
+    every = whole(s, "checkpoint_every", 16, "search")
     tick = {"n": 0}
 
     def checkpoint(next_start, front, counts):
@@ -257,7 +274,7 @@ def _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s) -> di
     if frontier.empty:
         return {}
     r = dict(s.get("refine") or {})
-    n = min(int(r.get("top", 8)), len(frontier))
+    n = min(whole(r, "top", 8, "search.refine"), len(frontier))
     key = "point" if "point" in frontier else "trial"  # exhaustive point id / Optuna trial number
     spread = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
     spread = spread.iloc[np.linspace(0, len(spread) - 1, n).astype(int)]
@@ -277,7 +294,7 @@ def _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s) -> di
     if r:
         cons = {c.metric: (c.low, c.high) for c in constraints}
         res = refine(stack, rows, objective=r.get("objective", "tok_s_per_unit"),
-                     constraints=cons, steps=int(r.get("steps", 30)))  # fmt: skip
+                     constraints=cons, steps=whole(r, "steps", 30, "search.refine"))  # fmt: skip
         table = res.metrics.copy()
         for f in res.fields:
             table[f"start_{f}"] = [row[f] for row in res.starts]

@@ -1,0 +1,106 @@
+"""Command-line overrides checked before Hydra sees them, so every mistake is one line.
+
+Hydra reports an unknown config (``study=nope``), a key that does not exist (``foo=1``) or bad
+override syntax with several lines and exit status 1. ``check_overrides`` finds the same
+mistakes first and raises ``ValueError`` with what is wrong, where and how to fix it (with a
+"did you mean" for near misses); the app prints it as one line and exits with status 2.
+Runs that Hydra must interpret itself (``--cfg``, ``--info``, ``--help``, other config paths)
+are left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from ..catalog import conf_dir
+
+GROUPS = ("model", "workload", "cost", "space", "search", "hardware", "study")
+HYDRA_OWN_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--package",
+                   "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                   "--shell-completion", "-sc", "--experimental-rerun", "--resolve", "--version")  # fmt: skip
+SYNTAX = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def _choices(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def _did_you_mean(value: str, options: list[str]) -> str:
+    near = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return f"did you mean {near[0]}? " if near else ""
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Raise ValueError (one line) for the first override Hydra would reject."""
+    if any(a.split("=")[0] in HYDRA_OWN_FLAGS for a in argv):
+        return
+    args = [a for a in argv if a not in ("-m", "--multirun")]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in args:
+        try:
+            parsed += parser.parse_overrides([arg])
+        except OverrideParseException as e:
+            msg = str(e).splitlines()[0]
+            raise ValueError(f"override {arg!r} is not valid override syntax ({msg}); see {SYNTAX}") from e
+    for o in parsed:
+        if o.key_or_group in GROUPS and not o.is_delete() and o.package is None:
+            _check_group(o.key_or_group, o)
+    if not any(o.is_sweep_override() for o in parsed):
+        _check_composes(args)
+
+
+def _check_group(group: str, override) -> None:
+    values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+    options = _choices(group)
+    for v in values:
+        if v is None:
+            raise ValueError(
+                f"{group}=null: a config group cannot be set to null on the command line; leave "
+                f"it out to keep the study's choice, or drop it with ~{group}"
+            )
+        if str(v) not in options:
+            raise ValueError(
+                f"{group}={v}: no such config (conf/{group}/{v}.yaml); {_did_you_mean(str(v), options)}"
+                f"choose one of {', '.join(options)}"
+            )
+
+
+def _check_composes(overrides: list[str]) -> None:
+    """Compose the config as Hydra will (keys that do not exist, wrong nesting, ...)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .study import compose
+
+    try:
+        compose(None, overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
+        hint = next((ln for ln in lines[1:] if ln.startswith("To append")), "")
+        key = next((o.split("=")[0].lstrip("+~") for o in overrides if f"'{o.split('=')[0].lstrip('+~')}'" in lines[0]), "")
+        near = ""
+        if key:
+            cfg, _ = compose(None, [])
+            near = _did_you_mean(key, _keys(cfg))
+        fix = hint or "check the key names in conf/dse.yaml and the study"
+        raise ValueError(f"{lines[0].rstrip('.')}: {near}{fix}") from e
+
+
+def _keys(cfg, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (what an override may name)."""
+    from omegaconf import DictConfig
+
+    out = []
+    for k in cfg:
+        if k == "hydra":
+            continue
+        path = f"{prefix}{k}"
+        out.append(path)
+        v = cfg.get(k)
+        if isinstance(v, DictConfig):
+            out += _keys(v, path + ".")
+    return out
