@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 
 from ..catalog import conf_dir
 from .overrides import check_overrides
+from .secrets import redact, redact_files
 
 log = logging.getLogger("dse.search")
 
@@ -38,12 +40,14 @@ def _task(cfg: DictConfig):
         if output != "text":  # stdout carries the JSON document only; quiet prints nothing
             _quiet_console()
         _progress_to_stderr()
-        outcome = run_study(cfg, dict(hc.runtime.choices), hc.runtime.output_dir,
+        out = _inside_results(cfg, hc.runtime.output_dir)
+        redact_files(out / str(hc.output_subdir or ".hydra"))  # Hydra's copies of the command line
+        outcome = run_study(cfg, dict(hc.runtime.choices), out,
                             progress=str(ui.get("progress", "auto")) if output == "text" else "none")  # fmt: skip
     except (ValueError, OSError) as e:  # the user's input: one line, exit 2
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        msg = redact(str(e).splitlines()[0]) if str(e) else e.__class__.__name__
         print(f"dse search: error: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(2)
     if output == "json":
@@ -51,6 +55,18 @@ def _task(cfg: DictConfig):
     elif output == "text":
         print(run_summary(outcome))
     return outcome.summary
+
+
+def _inside_results(cfg, output_dir) -> Path:
+    """The run folder, refused when ``run=`` or ``hydra.run.dir`` would put it outside
+    ``results_dir`` (outputs are written only under the chosen results directory)."""
+    out, root = Path(output_dir).resolve(), Path(str(cfg.get("results_dir", "results"))).resolve()
+    if not out.is_relative_to(root):
+        raise ValueError(
+            f"the run folder {out} is outside results_dir={root}; give run= a plain name "
+            "(no '/' or '..') or choose another results_dir"
+        )
+    return out
 
 
 def _quiet_console() -> None:

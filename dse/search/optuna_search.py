@@ -29,6 +29,7 @@ from .evaluate import Evaluator
 from .exhaustive import SearchResult
 from .objectives import Constraint, Objective, meets, violations
 from .pareto import Front, pareto_mask
+from .secrets import redact
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "random")
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -58,6 +59,24 @@ def make_storage(storage: str | None):
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _open_study(name: str, storage, directions, sampler) -> optuna.Study:
+    """The persistent study; a storage that cannot be opened (no driver, server down, wrong
+    password) is the user's to fix: one line, with the URL's password masked."""
+    try:
+        return optuna.create_study(study_name=name, storage=make_storage(storage),
+                                   directions=directions, sampler=sampler, load_if_exists=True)  # fmt: skip
+    except (ValueError, OSError):
+        raise
+    except ImportError as e:
+        raise ValueError(
+            f"search.storage={redact(str(storage))}: the database driver is not installed "
+            "(PostgreSQL: pip install 'dse[cluster]', which brings psycopg2-binary)"
+        ) from e
+    except Exception as e:  # SQLAlchemy/driver errors: connection refused, authentication, ...
+        first = redact(str(e).strip().splitlines()[0]) if str(e).strip() else type(e).__name__
+        raise ValueError(f"search.storage={redact(str(storage))}: cannot open ({first})") from e
 
 
 def _params(ev: Evaluator):
@@ -132,10 +151,7 @@ def optuna_search(
     progress = progress if progress is not None else Progress()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["maximize" if o.maximize else "minimize" for o in objectives]
-    persistent = optuna.create_study(
-        study_name=study_name, storage=make_storage(storage), directions=directions,
-        sampler=make_sampler(sampler, seed, population), load_if_exists=True,
-    )  # fmt: skip
+    persistent = _open_study(study_name, storage, directions, make_sampler(sampler, seed, population))
     # A journal file appends one record per suggest/constraint/tell (~10 ms per trial, measured
     # 6x the in-memory cost): sample in memory and append each told batch in bulk (add_trials,
     # ~0.5 ms per trial). Database URLs stay direct so workers on many machines cooperate.

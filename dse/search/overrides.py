@@ -49,8 +49,19 @@ def check_overrides(argv: list[str]) -> None:
     for o in parsed:
         if o.key_or_group in GROUPS and not o.is_delete() and o.package is None:
             _check_group(o.key_or_group, o)
+        if o.key_or_group == "run" and not o.is_sweep_override():
+            _check_run_name(str(o.value()))
     if not any(o.is_sweep_override() for o in parsed):
         _check_composes(args)
+
+
+def _check_run_name(name: str) -> None:
+    """``run=NAME`` names a folder under results_dir/<study>/; it must not climb out of it."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("~"):
+        raise ValueError(
+            f"run={name!r}: a run is a plain folder name under results_dir/<study>/ (no '/', "
+            "'..' or '~'); use results_dir= to write somewhere else"
+        )
 
 
 def _check_group(group: str, override) -> None:

@@ -41,6 +41,7 @@ from .results import (
     write_table,
     write_text,
 )
+from .secrets import redact_tree
 from .space import Space
 
 log = logging.getLogger("dse.search")
@@ -138,7 +139,7 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     cfg = _plain(cfg)
     whole(dict(cfg.get("report") or {}), "top", 5, "report")  # checked before hours of search
     out.mkdir(parents=True, exist_ok=True)
-    write_text(yaml.safe_dump(cfg, sort_keys=False), out / "config.yaml")
+    write_text(yaml.safe_dump(redact_tree(cfg), sort_keys=False), out / "config.yaml")
     s = dict(cfg.get("search") or {})
     engine = str(s.get("engine", "exhaustive"))
     if engine not in ENGINES:
@@ -229,13 +230,23 @@ def _rank_by(cfg: dict) -> tuple[str, bool]:
 
 
 def _storage(storage, out: Path) -> str | None:
-    """``journal`` (default): a journal file in the run folder; ``memory``/null: none; else an
-    Optuna storage URL (``postgresql://user:pw@host/db``) or a file path."""
+    """``journal`` (default): a journal file in the run folder; ``memory``/null: none; a database
+    URL (``postgresql://user:pw@host/db``); or a journal file name, kept in the run folder so that
+    nothing is written outside the results directory."""
     if storage in (None, "memory", "none"):
         return None
     if storage == "journal":
         return str(out / "optuna.journal")
-    return str(storage)
+    storage = str(storage)
+    if "://" in storage:
+        return storage
+    name = Path(storage)
+    if name.is_absolute() or ".." in name.parts:
+        raise ValueError(
+            f"search.storage={storage!r}: a journal file is kept in the run folder; give a plain "
+            "file name (e.g. shared.journal), 'journal', 'memory' or a database URL"
+        )
+    return str(out / name)
 
 
 def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress) -> SearchResult:

@@ -14,6 +14,7 @@ from dse.search.overrides import check_overrides
         (["search.n_trials=[1"], ["not valid override syntax", "override_grammar"]),
         (["sesions=4"], ["Could not override 'sesions'", "did you mean sessions?", "+sesions=4"]),
         (["hardware=null"], ["cannot be set to null", "~hardware"]),
+        (["run=../../etc"], ["plain folder name", "results_dir="]),
     ],
 )
 def test_bad_overrides_say_what_where_and_how(args, words):

@@ -178,3 +178,17 @@ def test_multirun_ends_with_a_report_comparing_its_runs(tmp_path):
     md = (sweep / "report.md").read_text()
     assert "sessions=8" in md and "sessions=16" in md
     assert "(job0/report.html)" in md and (sweep / "figures" / "sweep_frontiers.png").is_file()
+
+
+@pytest.mark.parametrize("engine", [[], ["search=optuna", "search.n_trials=96", "search.batch=32",
+                                         "search.population=32", "search.seed=7"]])  # fmt: skip
+def test_same_seed_and_config_give_byte_identical_tables(tmp_path, engine):
+    from dse.search import search
+
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"run{k}"
+        search(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=out)
+        runs.append({p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")})
+    assert {"frontier.parquet", "frontier.csv", "best.csv", "points.parquet"} <= set(runs[0])
+    assert runs[0] == runs[1]
