@@ -3,7 +3,7 @@
 Source: ``conf/calibration/errors.csv``, written by ``dse validate --folds 5 -o ...``: one row
 per public measurement with the held-out error (``error_pct_cv``: predicted by a fit that never
 saw the point). Bars use the median absolute held-out error ("typical error"); the table also
-gives the 90th percentile. A metric group with fewer than ``MIN_POINTS`` measurements of the
+gives the 90th percentile. A metric group with fewer than ``MIN_POINTS`` measured values of the
 hardware falls back to all hardware, and the band says so: hardware that has no public
 measurement (announced parts like VR200 or Groq 3 LPX) has no measured error at all.
 """
@@ -35,7 +35,8 @@ class ErrorBand:
     ttft_pct: float
     interactivity_p90: float
     throughput_p90: float
-    n: int  # measurements of this hardware
+    n: int  # measured values (TTFT, TPOT, throughput, ...) of this hardware
+    measurements: int  # measured operating points (a point may publish several values)
     basis: str  # where the numbers come from, in words
 
     @property
@@ -72,14 +73,17 @@ def error_band(hardware: str) -> ErrorBand:
     kind = "held-out" if bool(errors["held_out"].iloc[0]) else "in-sample"
     if mine.empty:
         basis = (f"no public measurement of {hardware}: all-hardware {kind} median "
-                 f"(n={len(errors)}) shown as a floor; the true error is unknown")  # fmt: skip
+                 f"({len(errors)} values, {errors['id'].nunique()} operating points) shown as a "
+                 "floor; the true error is unknown")  # fmt: skip
     else:
-        basis = f"{len(mine)} {kind} measurements of {hardware}"
+        basis = (f"{len(mine)} {kind} values from {mine['id'].nunique()} measured operating "
+                 f"points of {hardware}")  # fmt: skip
         if fallbacks:
-            basis += f" ({', '.join(fallbacks)}: fewer than {MIN_POINTS}, all-hardware median used)"
+            basis += f" ({', '.join(fallbacks)}: fewer than {MIN_POINTS} values, all-hardware median used)"
     return ErrorBand(
         hardware, values["interactivity"], values["throughput"], values["ttft"],
-        values["interactivity_p90"], values["throughput_p90"], len(mine), basis,
+        values["interactivity_p90"], values["throughput_p90"], len(mine), int(mine["id"].nunique()),
+        basis,
     )  # fmt: skip
 
 
@@ -88,7 +92,7 @@ def accuracy_table(hardware: list[str]) -> pd.DataFrame:
     for h in hardware:
         b = error_band(h)
         rows.append({
-            "hardware": h, "measurements": b.n,
+            "hardware": h, "measurements": b.measurements, "values": b.n,
             "tok/s/user median %": round(b.interactivity_pct, 1),
             "tok/s/user p90 %": round(b.interactivity_p90, 1),
             "throughput median %": round(b.throughput_pct, 1),

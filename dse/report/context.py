@@ -28,6 +28,14 @@ DEPLOY = {
         "microbatches",
     ),
     "KV-cache tiers": ("host_tier", "host_gb_per_gpu", "storage_tb", "storage_gbs"),
+    "hardware variant (decode chip's spec scaled; hypothetical)": (
+        "flops_scale",
+        "hbm_bw_scale",
+        "hbm_gb_scale",
+        "sram_scale",
+        "scaleup_bw_scale",
+        "scaleout_bw_scale",
+    ),
 }
 METRICS = ("tok_s_user", "ttft_ms", "tpot_ms", "tok_s_per_unit", "usd_per_mtok", "usd_per_session",
            "hit_rate", "units", "capex_usd", "power_kw", "tok_s_per_mw")  # fmt: skip
@@ -68,6 +76,10 @@ def _deploy_card(row: pd.Series) -> list[dict]:
             continue
         if name.startswith("prefill") and float(row.get("prefill_units", 0)) <= 0:
             continue
+        if name.startswith("hardware variant") and all(
+            float(row.get(c, 1.0)) == 1.0 for c in cols
+        ):  # the catalog's chip: nothing to say
+            continue
         items = [(c, fmt(row[c])) for c in cols if c in row.index]
         text = ", ".join(f"{k}={v}" for k, v in items)
         sections.append({"name": name, "settings": items, "text": text})
@@ -78,8 +90,8 @@ def _limits(row: pd.Series, review: Review) -> list[str]:
     """What limits a design: the model's bound, the step's largest part, and binding bounds."""
     out = [f"bound by {BOUND_TEXT.get(str(row['bound']), row['bound'])}"]
     parts = {k: float(row[k]) * 1e3 for k in ("compute_s", "memory_s", "network_s", "overhead_s")}
-    step = ", ".join(f"{k[:-2]} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-    out.append(f"decode step per resource (ms): {step}")
+    terms = " + ".join(f"{k[:-2]} {v:.2f}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+    out.append(f"decode step {sum(parts.values()):.2f} ms = {terms} (ms)")
     for c in (*review.constraints, *review.best_where):
         v = float(row[c.metric])
         for bound, side in ((c.low, "≥"), (c.high, "≤")):
@@ -115,8 +127,10 @@ def _good(metric: str, change: float) -> bool:
     return change <= 0 if metric in LOWER_IS_BETTER else change >= 0
 
 
-def _params(v) -> str:
-    return f"{float(v) / 1e9:,.0f}B" if isinstance(v, (int, float)) else str(v)
+def _params(v) -> str | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{float(v) / 1e9:,.0f}B"
+    return None if v is None else str(v)
 
 
 def _question(study: str | None) -> str:
@@ -153,15 +167,14 @@ def build_context(review: Review, figures: list, files: list[str]) -> dict:
     cal = yaml.safe_load((conf_dir() / "calibration" / "default.yaml").read_text()).get(
         "provenance", {}
     )
-    model_cfg, workload_cfg = cfg.get("model") or {}, cfg.get("workload") or {}
+    model_cfg = cfg.get("model") or {}
     first = review.top.iloc[0] if len(review.top) else None
     return {
         "title": run.title, "study": s.get("study"), "run": run.name, "version": __version__,
         "question": _question(s.get("study")) or run.title,
         "model": {"name": s.get("model"), "id": model_cfg.get("id"), "source": model_cfg.get("source"),
                   **{k: _params(v) for k, v in (model_cfg.get("published") or {}).items() if k != "source"}},
-        "workload": {"name": s.get("workload"), "title": workload_cfg.get("title")
-                     or (f"fixed traffic {cfg.get('traffic')}" if cfg.get("traffic") else "")},
+        "workload": {"name": s.get("workload"), "title": _workload_title(cfg)},
         "search_text": ", ".join(f"{k} {fmt(s.get(k))}" for k in ("engine", "space_size", "evaluated",
                                  "feasible", "frontier", "seconds") if k in s),
         "search": {k: fmt(s.get(k)) for k in ("engine", "space_size", "evaluated", "feasible",
@@ -177,6 +190,15 @@ def build_context(review: Review, figures: list, files: list[str]) -> dict:
         "calibration": {k: cal.get(k) for k in ("date", "rows_used", "method", "command")},
         "sensitivity": _sensitivity_lines(review), "figures": figures, "files": files,
     }  # fmt: skip
+
+
+def _workload_title(cfg: dict) -> str:
+    """``traffic:`` (fixed-length benchmark requests) replaces the workload preset when given."""
+    t = cfg.get("traffic")
+    if t:
+        return (f"fixed-length requests, {fmt(t.get('isl'))} input / {fmt(t.get('osl'))} output "
+                f"tokens, {fmt(t.get('prefix', 0))} cached prefix")  # fmt: skip
+    return str((cfg.get("workload") or {}).get("title") or "")
 
 
 def _recommendation(review: Review, first) -> str:

@@ -9,6 +9,7 @@ from .figures.breakdown import breakdown_figure
 from .figures.frontier import cost_figure, frontier_figure
 from .figures.mix import mix_context, mix_figure
 from .figures.sensitivity import sensitivity_figure
+from .figures.style import style
 from .figures.workload import cache_figure, session_figure
 from .load import RunResults
 from .render import figure_entries, render, write_atomic
@@ -19,30 +20,49 @@ FIXED_TRAFFIC = ("fixed", "custom", None)
 
 
 def write_run_report(run: RunResults, top: int | None = None, baseline: str | None = None):
-    from . import ReportFiles
 
     opts = dict(run.config.get("report") or {})
-    top = int(top or opts.get("top", 5))
+    top = int(top if top is not None else opts.get("top", 5))
+    if top < 1:
+        raise ValueError(f"top={top}: give the number of configurations to recommend (>= 1)")
     baseline = baseline or opts.get("baseline")
     folder = run.path / "figures"
+    with style():  # the report's matplotlib settings, restored afterwards
+        return _write_run_report(run, top, baseline, folder)
+
+
+def _write_run_report(run: RunResults, top: int, baseline: str | None, folder):
+    from . import ReportFiles
+
     if run.engine == "milp":
-        figures = [mix_figure(run, folder)]
+        figures = [f for f in (mix_figure(run, folder),) if f is not None]
         context = mix_context(run, figure_entries(figures, run.path))
         return _write(run, "mix", context, figures, ReportFiles)
     review = build_review(run, top=top, baseline=baseline)
     workload, model = run.summary.get("workload"), run.summary.get("model")
+    params = _session_params(run)
     figures = []
     if len(review.frontier):
         figures += [frontier_figure(review, folder), cost_figure(review, folder)]
         figures.append(breakdown_figure(review, folder))
         figures.append(sensitivity_figure(review, folder))
         if workload not in FIXED_TRAFFIC:
-            figures.append(cache_figure(review, workload, model, folder))
+            figures.append(cache_figure(review, params, workload, model, folder))
     if workload not in FIXED_TRAFFIC:
-        figures.append(session_figure(workload, folder))
+        figures.append(session_figure(params, workload, folder))
     figures = [f for f in figures if f is not None]
     context = build_context(review, figure_entries(figures, run.path), [])
     return _write(run, "report", context, figures, ReportFiles)
+
+
+def _session_params(run: RunResults):
+    """The workload as the run used it (``config.yaml``), not as ``conf/workload/`` reads now."""
+    from ..workload.params import SessionParams
+
+    cfg = run.config
+    if cfg.get("traffic") or not isinstance(cfg.get("workload"), dict):
+        return None
+    return SessionParams.from_dict(cfg["workload"])
 
 
 def _write(run: RunResults, template: str, context: dict, figures, ReportFiles):

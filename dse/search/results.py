@@ -89,7 +89,18 @@ def top_configs(frontier: pd.DataFrame, rank: Objective, where: tuple[Constraint
     def ranked(df):
         return df.sort_values([rank.metric, key], ascending=[not rank.maximize, True])
 
-    return ranked(ranked(chosen).groupby("system", sort=False).head(per_system)).head(n), met
+    # Optuna may evaluate one design twice, and pools of a different size can give the same
+    # per-unit figures: one row per (system, software, rounded metrics) is enough to show.
+    shown = [
+        m for m in (rank.metric, "tok_s_user", "tok_s_per_unit", "usd_per_mtok") if m in chosen
+    ]
+    same = (
+        chosen[["system", "software"]]
+        .astype(str)
+        .assign(**{m: [float(f"{v:.6g}") for v in chosen[m]] for m in shown})
+    )
+    distinct = ranked(chosen)[~same.loc[ranked(chosen).index].duplicated()]
+    return ranked(ranked(distinct).groupby("system", sort=False).head(per_system)).head(n), met
 
 
 def front_hypervolume(front: pd.DataFrame, objectives: tuple[Objective, ...], reference) -> float:

@@ -14,7 +14,9 @@ gradient from the best discrete points) and ``sensitivities`` (Jacobians at thos
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,14 +119,18 @@ def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
         if entry.host:
             pin["host"] = [entry.host]
         space["choices"] = {**(space.get("choices") or {}), **pin}
-        for own in (space.get("systems") or {}).values() if isinstance(space.get("systems"), dict) else ():
+        for own in (
+            (space.get("systems") or {}).values() if isinstance(space.get("systems"), dict) else ()
+        ):
             for key in pin:
                 (own or {}).pop(key, None)
     space.pop("title", None)
     return Space.from_mapping(space)
 
 
-def run_study(cfg, choices: dict, out_dir: Path | str, progress: str | Progress = "none") -> StudyOutcome:
+def run_study(
+    cfg, choices: dict, out_dir: Path | str, progress: str | Progress = "none"
+) -> StudyOutcome:
     """Run the study described by a resolved config; write and return its results.
     ``progress``: a :mod:`dse.progress` mode (``auto``, ``bars``, ``log``, ``none``) or object."""
     progress = make_progress(progress) if isinstance(progress, str) else progress
@@ -137,7 +143,7 @@ def run_study(cfg, choices: dict, out_dir: Path | str, progress: str | Progress 
 def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcome:
     t0 = time.perf_counter()
     cfg = _plain(cfg)
-    whole(dict(cfg.get("report") or {}), "top", 5, "report")  # checked before hours of search
+    _check_report_options(cfg)  # checked before hours of search, not after
     out.mkdir(parents=True, exist_ok=True)
     write_text(yaml.safe_dump(redact_tree(cfg), sort_keys=False), out / "config.yaml")
     s = dict(cfg.get("search") or {})
@@ -173,7 +179,11 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     frontier = result.front_table if result.front_table is not None else pd.DataFrame()
     rank = Objective(*_rank_by(cfg))
     where = parse_constraints(cfg.get("best_where"))
-    chosen = frontier[meets({c: frontier[c] for c in frontier}, where)] if where and len(frontier) else frontier
+    chosen = (
+        frontier[meets({c: frontier[c] for c in frontier}, where)]
+        if where and len(frontier)
+        else frontier
+    )
     best = best_configs(chosen, objectives, rank)
     written = []
     if result.points is not None:
@@ -193,18 +203,47 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
         seconds=round(time.perf_counter() - t0, 2), files=written + ["config.yaml", "summary.json"],
     )  # fmt: skip
     summary_json(out / "summary.json", summary)
-    return StudyOutcome(out, summary, frontier, best, result.points, extra, _report(cfg, out, progress))
+    return StudyOutcome(
+        out, summary, frontier, best, result.points, extra, _report(cfg, out, progress)
+    )
+
+
+def _check_report_options(cfg: dict) -> None:
+    opts = dict(cfg.get("report") or {})
+    whole(opts, "top", 5, "report")
+    baseline = opts.get("baseline")
+    space = cfg.get("space") or {}
+    systems = [
+        str(x) for x in (space.get("systems") or (space.get("choices") or {}).get("system") or [])
+    ]
+    if baseline and systems and str(baseline) not in systems:
+        near = difflib.get_close_matches(str(baseline), systems, n=1)
+        raise ValueError(
+            f"report.baseline={baseline!r} is not a system of this study; "
+            f"{f'did you mean {near[0]}? ' if near else ''}choose one of {', '.join(systems)}"
+        )
 
 
 def _report(cfg: dict, out: Path, progress: Progress):
-    """The design-review report (``report.enabled``), built from the files just written."""
+    """The design-review report (``report.enabled``), built from the files just written. The
+    search's tables are already safe on disk, so a report that fails is a warning (with the
+    command that retries it), not a lost run; ``--debug`` raises instead."""
     opts = dict(cfg.get("report") or {})
     if not opts.get("enabled", True):
         return None
     from ..report import write_report
 
-    with progress.phase("report: figures, report.md, report.html"):
-        return write_report(out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline"))
+    try:
+        with progress.phase("report: figures, report.md, report.html"):
+            return write_report(
+                out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline")
+            )
+    except Exception as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.warning("report not written (%s: %s); the tables are. Retry: dse --debug report %s",
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "", out)  # fmt: skip
+        return None
 
 
 def whole(section: dict, key: str, default: int, where: str = "", low: int = 1) -> int:
@@ -249,7 +288,9 @@ def _storage(storage, out: Path) -> str | None:
     return str(out / name)
 
 
-def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress) -> SearchResult:
+def _run_exhaustive(
+    stack, model, space, objectives, constraints, ev, s, out, progress
+) -> SearchResult:
     """Exhaustive sweep, resumed from ``checkpoint.npz`` in the run folder when present."""
     maximize = tuple(o.maximize for o in objectives)
     keep = s.get("keep_points")
@@ -275,7 +316,9 @@ def _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, pr
     )  # fmt: skip
 
 
-def _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s) -> dict[str, pd.DataFrame]:
+def _gradients(
+    cfg, stack, ev, frontier, best, objectives, constraints, s
+) -> dict[str, pd.DataFrame]:
     """Sensitivities and/or projected-gradient refinement at up to ``refine.top`` frontier
     points: the best configurations first (the report charts their sensitivities), then points
     spread along the first objective."""
@@ -310,7 +353,10 @@ def _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s) -> di
         for f in res.fields:
             table[f"start_{f}"] = [row[f] for row in res.starts]
             table[f] = [row[f] for row in res.refined]
-        table["objective_before"], table["objective_after"] = res.objective_before, res.objective_after
+        table["objective_before"], table["objective_after"] = (
+            res.objective_before,
+            res.objective_after,
+        )
         table["improved"], table["constraints_met"] = res.improved, res.constraints_met
         tables["refined"] = table
     return tables
@@ -356,5 +402,3 @@ def search(study: str | None = None, overrides=(), out_dir: str | Path | None = 
     run = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     return run_study(cfg, choices, run, progress=progress)
-
-

@@ -210,3 +210,55 @@ def test_unknown_baseline_is_one_clear_line(run_dir, capsys):
     assert main(["report", str(run_dir), "--baseline", "vr200_nvl7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean vr200_nvl72" in err[0]
+
+
+def test_top_configs_drop_repeated_designs():
+    from dse.search.objectives import Objective
+    from dse.search.results import top_configs
+
+    rows = [dict(point=p, system=s, software="x", tok_s_user=u, tok_s_per_unit=10.0, usd_per_mtok=c)
+            for p, s, u, c in [(1, "a", 100.0, 2.0), (2, "a", 100.0, 2.0), (3, "a", 90.0, 2.5),
+                               (4, "b", 80.0, 3.0)]]  # fmt: skip
+    top, met = top_configs(pd.DataFrame(rows), Objective("usd_per_mtok", False), (), n=5)
+    assert met and top["point"].tolist() == [1, 3, 4]  # design 2 repeats design 1
+
+
+def test_deploy_card_shows_hypothetical_hardware_only_when_scaled():
+    from dse.report.context import _deploy_card
+
+    row = pd.Series(dict(system="s", software="x", decode_hardware="vr200", prefill_units=0,
+                         ffn_units=0, flops_scale=1.0, hbm_bw_scale=1.0))  # fmt: skip
+    assert not any(s["name"].startswith("hardware variant") for s in _deploy_card(row))
+    card = _deploy_card(row.copy().replace({1.0: 1.5}))
+    (variant,) = [s for s in card if s["name"].startswith("hardware variant")]
+    assert "hbm_bw_scale=1.5" in variant["text"]
+
+
+def test_fixed_traffic_runs_name_their_traffic():
+    from dse.report.context import _workload_title
+
+    cfg = {"traffic": {"isl": 2000, "osl": 500}, "workload": {"title": "Multi-turn chat"}}
+    assert (
+        _workload_title(cfg)
+        == "fixed-length requests, 2,000 input / 500 output tokens, 0 cached prefix"
+    )
+
+
+def test_bad_baseline_is_refused_before_the_search(tmp_path):
+    from dse.search import search
+
+    with pytest.raises(ValueError, match="did you mean vr200_nvl72"):
+        search(overrides=[*SMALL, "report.baseline=vr200_nvl7"], out_dir=tmp_path / "r")
+    assert not (tmp_path / "r" / "points.parquet").exists()
+
+
+def test_report_leaves_matplotlib_settings_alone(run_dir):
+    import matplotlib
+
+    backend, size = matplotlib.get_backend(), matplotlib.rcParams["font.size"]
+    matplotlib.rcParams["font.size"] = 13.0
+    try:
+        write_report(run_dir)
+        assert matplotlib.get_backend() == backend and matplotlib.rcParams["font.size"] == 13.0
+    finally:
+        matplotlib.rcParams["font.size"] = size

@@ -1,26 +1,27 @@
-"""What limits the recommended configurations: the decode step's time per resource and the
-time to first token split into KV restore and prefill.
+"""What limits the recommended configurations: where the decode step's time goes, and the time
+to first token beside the KV restore it has to wait for.
 
-The model's step time is a smooth maximum of compute and memory time plus the part of the
-network time that does not overlap plus fixed overheads (``dse/model/step.py``), so the bars
-are each resource's own time for one step, not slices that add up; the resource with the
-longest bar is the one to buy more of (the ``bound`` column says which one the model picked).
+The model's step time is the sum of per-limiter shares (``roofline.Cost``: compute, memory,
+network net of overlap, fixed overheads), so the stacked bar is the step itself; for an
+aggregated design it includes the prefill chunk riding along. When the prefill pool sets the
+request rate (``bound: prefill_pool``) the decode step is not the limit, and the figure says so.
+TTFT overlaps the KV restore with prefill layer by layer (``dse/model/system.py``): it takes
+the longer of the two, plus the KV hand-off and queueing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..review import Review
-from .style import Figure, save
+from .style import Figure, save, subplots
 
 STEP_PARTS = (
     ("compute_s", "compute (FLOPs)", "#4c72b0"),
     ("memory_s", "memory (HBM/SRAM bytes)", "#dd8452"),
-    ("network_s", "links (scale-up/out collectives)", "#55a868"),
+    ("network_s", "links (collectives, net of overlap)", "#55a868"),
     ("overhead_s", "overheads (launch, scheduling, per-layer)", "#8c8c8c"),
 )
 
@@ -31,31 +32,38 @@ def breakdown_figure(review: Review, folder: Path) -> Figure | None:
         return None
     labels = [f"{r['label']} {r['system']}" for _, r in top.iterrows()]
     y = np.arange(len(top))[::-1]
-    fig, (ax1, ax2) = plt.subplots(
-        1, 2, figsize=(12, 0.6 * len(top) + 2.2), constrained_layout=True
-    )
-    h = 0.8 / len(STEP_PARTS)
-    for k, (col, name, color) in enumerate(STEP_PARTS):
-        ax1.barh(y + (1.5 - k) * h, top[col] * 1e3, height=h, color=color, label=name)
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 0.55 * len(top) + 2.2))
+    left = np.zeros(len(top))
+    for col, name, color in STEP_PARTS:
+        ms = top[col].to_numpy(dtype=np.float64) * 1e3
+        ax1.barh(y, ms, left=left, color=color, label=name, height=0.6)
+        left += ms
+    for yi, (_, r), total in zip(y, top.iterrows(), left):
+        note = (
+            "prefill pool is the limit" if r["bound"] == "prefill_pool" else f"bound: {r['bound']}"
+        )
+        ax1.annotate(f"{total:.2f} ms, {note}", (total, yi), xytext=(3, 0), textcoords="offset points",
+                     va="center", fontsize=7, color="0.25")  # fmt: skip
     ax1.set_yticks(y, labels)
-    ax1.set_xlabel("ms per decode step, each resource alone")
-    ax1.set_title("Decode step: time per resource (longest = the limit)")
-    ax1.legend(fontsize=7, frameon=False, loc="lower right")
-    for yi, (_, r) in zip(y, top.iterrows()):
-        ax1.annotate(f"bound: {r['bound']}", (0, yi + 0.45), fontsize=7, color="0.25")
-    restore = top["restore_ms"].to_numpy(dtype=np.float64)
-    prefill = np.maximum(top["ttft_ms"].to_numpy(dtype=np.float64) - restore, 0.0)
-    ax2.barh(y, prefill, color="#4c72b0", label="prefill of uncached tokens + queueing")
-    ax2.barh(y, restore, left=prefill, color="#c44e52", label="KV restore from host/storage tiers")
+    ax1.set_xlim(0, left.max() * 1.45)
+    ax1.set_xlabel("ms per decode step (the parts sum to the step)")
+    ax1.set_title("Decode step time by limiter")
+    bar = 0.38
+    ax2.barh(y + bar / 2, top["ttft_ms"], height=bar, color="#4c72b0", label="time to first token")
+    ax2.barh(y - bar / 2, top["restore_ms"], height=bar, color="#c44e52",
+             label="KV restore from host/storage (overlaps prefill)")  # fmt: skip
     ax2.set_yticks(y, labels)
     ax2.set_xlabel("ms per request")
-    ax2.set_title("Time to first token")
-    ax2.legend(fontsize=7, frameon=False, loc="lower right")
+    ax2.set_title("Time to first token and the KV restore inside it")
+    handles = [h for ax in (ax1, ax2) for h in ax.get_legend_handles_labels()[0]]
+    names = [n for ax in (ax1, ax2) for n in ax.get_legend_handles_labels()[1]]
+    fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=7, frameon=False)
     for ax in (ax1, ax2):
         ax.grid(axis="x", alpha=0.3)
     caption = (
-        "Left: time each resource needs for one decode step of the recommended configurations "
-        "(compute and memory overlap, so bars do not add up to the step). Right: time to first "
-        "token split into KV-cache restore and prefill."
+        "Left: where each recommended configuration's decode step goes (compute, memory, "
+        "collectives net of overlap, fixed overheads; they sum to the step; aggregated designs "
+        "include the prefill chunk they carry). Right: time to first token beside the KV-cache "
+        "restore it overlaps with prefill (TTFT takes the longer, plus hand-off and queueing)."
     )
     return save(fig, folder, "breakdown", "Bottleneck breakdown", caption)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import EngFormatter
 
 from ..review import Review
-from .style import Figure, colors_for, pareto_2d, sample, save
+from .style import Figure, colors_for, pareto_2d, sample, save, subplots
 
 # y-axis metrics: (column or derived name, axis label, larger is better)
 PANELS = (
@@ -76,7 +75,7 @@ def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -
         ax.scatter(bg["tok_s_user"], bg[y], s=3, color=c, alpha=0.12, lw=0, rasterized=True)
         idx = pareto_2d(mine["tok_s_user"].to_numpy(), mine[y].to_numpy(), bigger)
         stair = mine.iloc[idx]
-        ax.step(stair["tok_s_user"], stair[y], where="post" if bigger else "pre", color=c, lw=1.4,
+        ax.step(stair["tok_s_user"], stair[y], where="pre", color=c, lw=1.4,
                 label=mix)  # fmt: skip
         on = front[(front["mix"] == mix) & front.get("on_frontier", True)] if len(front) else front
         if len(on):
@@ -101,7 +100,7 @@ def _panel(ax, review: Review, y: str, ylabel: str, bigger: bool, log_y: bool) -
 
 
 def frontier_figure(review: Review, folder: Path) -> Figure:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), constrained_layout=True)
+    fig, axes = subplots(1, 3, figsize=(15, 4.6))
     for ax, (y, label, bigger) in zip(axes, PANELS):
         _panel(ax, review, y, label, bigger, log_y=False)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -118,7 +117,7 @@ def frontier_figure(review: Review, folder: Path) -> Figure:
 
 
 def cost_figure(review: Review, folder: Path) -> Figure:
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    fig, ax = subplots(figsize=(7.5, 4.8))
     _panel(ax, review, "usd_per_mtok", "$ per million output tokens (all-in)", False, log_y=True)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
     ax.set_title(f"Cost per million tokens vs interactivity\n{_sla_text(review)}", fontsize=9)

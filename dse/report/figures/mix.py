@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ... import __version__
 from ..context import fmt
 from ..load import RunResults
-from .style import PALETTE, Figure, save
+from .style import PALETTE, Figure, save, subplots
 
 
-def mix_figure(run: RunResults, folder: Path) -> Figure:
+def mix_figure(run: RunResults, folder: Path) -> Figure | None:
     mix = run.table("mix")
-    used = mix[mix["workers"] > 0] if len(mix) else mix
+    if mix.empty or not {"workers", "usd_per_hour", "option"} <= set(mix.columns):
+        return None  # no feasible mix: the report says why (summary.reason)
+    used = mix[mix["workers"] > 0]
     util = run.summary.get("utilization") or {}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.5 * max(len(used), 3) + 1.8),
-                                   constrained_layout=True)  # fmt: skip
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 0.5 * max(len(used), 3) + 1.8))  # fmt: skip
     y = np.arange(len(used))[::-1]
     colors = [PALETTE[0] if k == "decode" else PALETTE[1] for k in used.get("kind", [])]
     ax1.barh(y, used["usd_per_hour"], color=colors)
@@ -44,7 +44,7 @@ def mix_figure(run: RunResults, folder: Path) -> Figure:
 def mix_context(run: RunResults, figures: list[dict]) -> dict:
     s = run.summary
     mix = run.table("mix")
-    rows = mix[mix["workers"] > 0] if len(mix) else mix
+    rows = mix[mix["workers"] > 0] if len(mix) and "workers" in mix else mix
     return {
         "title": run.title, "study": s.get("study"), "run": run.name, "version": __version__,
         "status": s.get("status"), "reason": s.get("reason") or "",

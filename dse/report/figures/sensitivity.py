@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from ..review import Review
-from .style import PALETTE, Figure, save
+from .style import PALETTE, Figure, save, subplots
 
 MAX_DESIGNS = 3
 
@@ -46,8 +45,8 @@ def sensitivity_figure(review: Review, folder: Path) -> Figure | None:
     if not fields:
         return None
     designs = list(dict.fromkeys(table["design"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * len(fields) + 1.8),
-                             constrained_layout=True, squeeze=False)  # fmt: skip
+    fig, axes = subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * len(fields) + 1.8),
+                          squeeze=False)  # fmt: skip
     y = np.arange(len(fields))[::-1]
     h = 0.8 / len(designs)
     for ax, metric in zip(axes[0], metrics):

@@ -1,8 +1,9 @@
 """Shared figure conventions: one colour per system (hardware mix), files in PNG + SVG.
 
-matplotlib runs on the Agg backend (no display, CI-safe). Files are reproducible: SVG element
-ids are salted with a constant and the date metadata is dropped, so the same results give the
-same bytes.
+Figures are ``matplotlib.figure.Figure`` objects drawn and saved without pyplot, so making a
+report never switches the caller's backend (a notebook stays inline) and the style applies only
+inside :data:`STYLE`'s ``rc_context``. Files are reproducible: SVG element ids are salted with a
+constant and the date metadata is dropped, so the same results give the same bytes.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402  (matplotlib's own dependency)
+import numpy as np
+import pandas as pd
+from PIL import Image  # matplotlib's own dependency
 
 PNG_DPI = 110  # ~1.3K px wide for a 12-inch figure: legible, and small enough to commit examples
-PALETTE = plt.get_cmap("tab10").colors
-plt.rcParams.update({"svg.hashsalt": "dse", "font.size": 9, "axes.titlesize": 10})
+PALETTE = matplotlib.colormaps["tab10"].colors
+STYLE = {"svg.hashsalt": "dse", "font.size": 9, "axes.titlesize": 10}
+
+
+def subplots(*grid, squeeze: bool = True, **kw):
+    """``pyplot.subplots`` without pyplot: no global figure manager, no backend switch."""
+    from matplotlib.figure import Figure as Canvas
+
+    fig = Canvas(layout="constrained", **kw)
+    return fig, fig.subplots(*grid, squeeze=squeeze) if grid else fig.subplots()
+
+
+def style():
+    """The report's matplotlib settings, for the duration of a ``with`` block only."""
+    return matplotlib.rc_context(STYLE)
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,6 @@ def save(fig, folder: Path, name: str, title: str, caption: str) -> Figure:
         png, format="PNG", optimize=True
     )
     fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
     return Figure(name, title, caption, png, svg)
 
 

@@ -11,26 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from ...catalog import load_catalog
 from ...model.tiers import kv_bytes_per_token
 from ...workload.cache import hit_curve
+from ...workload.params import SessionParams
 from ...workload.population import simulate_population
-from ...workload.presets import load_preset
 from ...workload.session import DEFAULT_SEED, simulate_session
 from ..review import Review
-from .style import PALETTE, Figure, save
+from .style import PALETTE, Figure, save, subplots
 
 TIER_FIELDS = ("host_gb_per_gpu", "storage_tb")
 
 
-def session_figure(workload: str, folder: Path) -> Figure:
-    params = load_preset(workload)
+def session_figure(params: SessionParams, workload: str, folder: Path) -> Figure:
     df = simulate_session(params, np.random.default_rng(DEFAULT_SEED))
-    fig, ax = plt.subplots(figsize=(9, 3.8), constrained_layout=True)
+    fig, ax = subplots(figsize=(9, 3.8))
     main, sub = df[df["agent"] == "main"], df[df["agent"] == "sub"]
     edges = np.arange(len(df) + 1) - 0.5
     is_main = (df["agent"] == "main").to_numpy()
@@ -61,10 +58,10 @@ def _kv_bytes(model: str, kv_bits: float, context: float) -> float:
     return float(kv_bytes_per_token(arch, jnp.float64(kv_bits), jnp.float64(context)))
 
 
-def cache_figure(review: Review, workload: str, model: str, folder: Path) -> Figure | None:
+def cache_figure(review: Review, params: SessionParams, workload: str, model: str,
+                 folder: Path) -> Figure | None:  # fmt: skip
     if review.top.empty:
         return None
-    params = load_preset(workload)
     sessions = int(review.run.config.get("sessions", 64))
     # The same population the study's Stack profiled (dse/workload/profile.py: seed 0, 16 in flight).
     requests = simulate_population(params, sessions, 16.0, np.random.default_rng(0))
@@ -75,16 +72,25 @@ def cache_figure(review: Review, workload: str, model: str, folder: Path) -> Fig
     grid, hit = hit_curve(requests, params.prompt_cache_ttl_s)
     kv = _kv_bytes(model, float(first["kv_bits"]), float(requests["input_tokens"].mean()))
     tb = grid * rate * kv / 1e12
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 4.2))
     ax1.plot(np.maximum(tb, 1e-3), 100 * hit, color="k", lw=1.5, label="LRU + TTL hit rate")
     ax1.set_xscale("log")
-    host_tb = float(first["host_gb_per_gpu"]) * float(first["units"]) / 1e3
-    for x, name, c in (
-        (host_tb, "host tier", PALETTE[2]),
-        (float(first["storage_tb"]), "storage", PALETTE[4]),
-    ):
-        if x > 0:
-            ax1.axvline(x, color=c, ls="--", lw=1, label=f"{first['label']} {name}: {x:,.0f} TB")
+    # Tier capacities as the model stacks them (dse/model/tiers.py): hits in HBM, HBM + host,
+    # HBM + host + storage. The host tier sits beside the prefill pool when there is one
+    # (dse/model/pools.py); the HBM cache size is read off the curve at its own hit rate.
+    gpus = (
+        float(first["prefill_units"])
+        if float(first["prefill_units"]) > 0
+        else float(first["units"])
+    )
+    hbm_tb = _capacity_at(hit, tb, float(first["hit_hbm"]))
+    host_tb = hbm_tb + float(first["host_gb_per_gpu"]) * gpus / 1e3
+    storage_tb = host_tb + float(first["storage_tb"])
+    for x, name, c, size in ((hbm_tb, "HBM cache (from its hit rate)", PALETTE[0], hbm_tb),
+                             (host_tb, "+ host tier", PALETTE[2], host_tb - hbm_tb),
+                             (storage_tb, "+ storage", PALETTE[4], storage_tb - host_tb)):  # fmt: skip
+        if size > 0:
+            ax1.axvline(x, color=c, ls="--", lw=1, label=f"{first['label']} {name}: {size:,.3g} TB")
     ax1.axhline(100 * float(first["hit_rate"]), color=PALETTE[3], lw=1,
                 label=f"{first['label']} hit rate {100 * float(first['hit_rate']):.1f} %")  # fmt: skip
     ax1.set_xlabel(
@@ -102,6 +108,20 @@ def cache_figure(review: Review, workload: str, model: str, folder: Path) -> Fig
     return save(fig, folder, "cache", "Cache hit rate and cost vs KV tier sizes", caption)
 
 
+def _capacity_at(hit: np.ndarray, capacity: np.ndarray, target: float) -> float:
+    """The smallest capacity whose hit rate reaches ``target`` (the curve is non-decreasing
+    and flat once every reusable token fits), interpolated on the rising part."""
+    if target <= 0:
+        return 0.0
+    i = int(np.searchsorted(hit, target, side="left"))
+    if i >= len(hit):
+        return float(capacity[-1])
+    if i == 0 or hit[i] == hit[i - 1]:
+        return float(capacity[i])
+    w = (target - hit[i - 1]) / (hit[i] - hit[i - 1])
+    return float(capacity[i - 1] + w * (capacity[i] - capacity[i - 1]))
+
+
 def _cost_vs_tiers(ax, review: Review) -> None:
     cand = review.candidates
     # A tier size the study searched varies inside a system (systems differ by their presets).
@@ -112,13 +132,13 @@ def _cost_vs_tiers(ax, review: Review) -> None:
         x = varying[0]
         keys = ["system", *varying[1:2]]
         colors = {s: PALETTE[i % 10] for i, s in enumerate(review.systems)}
-        styles = ("-", "--", ":", "-.")
+        styles = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
         values = sorted(cand[varying[1]].unique()) if len(varying) > 1 else []
         for key, part in cand.groupby(keys, sort=False):
             system, *other = key if isinstance(key, tuple) else (key,)
             best = part.groupby(x)[metric].agg("max" if review.rank.maximize else "min")
             label = system + (f", {varying[1]} = {other[0]:g}" if other else "")
-            ax.plot(best.index, best.to_numpy(), marker="o", color=colors.get(system, "k"),
+            ax.plot(best.index, best.to_numpy(), marker="os^vDP"[values.index(other[0]) % 6] if other else "o", color=colors.get(system, "k"),
                     ls=styles[values.index(other[0]) % len(styles)] if other else "-", label=label)  # fmt: skip
         ax.set_xlabel(x)
         ax.set_ylabel(f"best {metric} over the rest of the space")
@@ -140,7 +160,3 @@ def _cost_vs_tiers(ax, review: Review) -> None:
         ax.set_title("Where cached tokens come from (tier sizes were not searched)")
         ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.grid(alpha=0.3)
-
-
-def is_agentic(workload: str | None) -> bool:
-    return bool(workload) and workload != "fixed" and not isinstance(workload, pd.DataFrame)
