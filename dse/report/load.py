@@ -1,8 +1,11 @@
 """A study's results folder read back as one value: what ``dse search`` wrote, nothing recomputed.
 
-The report is a pure consumer of the run folder (``config.yaml``, ``summary.json`` and the
-parquet tables of :mod:`dse.search.results`), so ``dse report DIR`` on an old run and the
-report written at the end of ``dse search`` are the same function of the same files.
+The report reads the run folder (``config.yaml``, ``summary.json`` and the parquet tables of
+:mod:`dse.search.results`), so ``dse report DIR`` and the report written at the end of
+``dse search`` are the same function of the same files. Reference material comes from the
+current checkout instead (hardware specs and their sources, the calibration's held-out errors
+and provenance, the study README's question): an old run reported after a recalibration shows
+today's error bars, and the report names the calibration it used.
 
 A multirun sweep folder (``multirun-<run>/job<N>/``, :file:`conf/dse.yaml`) is a list of runs;
 each job's ``.hydra/overrides.yaml`` says what it changed.
