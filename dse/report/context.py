@@ -12,6 +12,7 @@ import yaml
 
 from .. import __version__
 from ..catalog import conf_dir
+from ..model.hypothetical import HARDWARE_KNOBS
 from .accuracy import accuracy_table
 from .review import Review, bounds_text, deltas
 
@@ -28,14 +29,7 @@ DEPLOY = {
         "microbatches",
     ),
     "KV-cache tiers": ("host_tier", "host_gb_per_gpu", "storage_tb", "storage_gbs"),
-    "hardware variant (decode chip's spec scaled; hypothetical)": (
-        "flops_scale",
-        "hbm_bw_scale",
-        "hbm_gb_scale",
-        "sram_scale",
-        "scaleup_bw_scale",
-        "scaleout_bw_scale",
-    ),
+    "hardware variant (decode chip's spec scaled; hypothetical)": HARDWARE_KNOBS,
 }
 METRICS = ("tok_s_user", "ttft_ms", "tpot_ms", "tok_s_per_unit", "usd_per_mtok", "usd_per_session",
            "hit_rate", "units", "capex_usd", "power_kw", "tok_s_per_mw")  # fmt: skip
