@@ -171,8 +171,6 @@ def build_context(review: Review, figures: list, files: list[str]) -> dict:
         "workload": {"name": s.get("workload"), "title": _workload_title(cfg)},
         "search_text": ", ".join(f"{k} {fmt(s.get(k))}" for k in ("engine", "space_size", "evaluated",
                                  "feasible", "frontier", "seconds") if k in s),
-        "search": {k: fmt(s.get(k)) for k in ("engine", "space_size", "evaluated", "feasible",
-                                              "frontier", "seconds") if k in s},
         "objectives": ", ".join(("max " if o.maximize else "min ") + o.metric for o in review.objectives),
         "constraints": bounds_text(review.constraints) or "none",
         "target": bounds_text(review.best_where) or "none", "rank": review.rank.metric,

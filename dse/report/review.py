@@ -66,10 +66,6 @@ def _space_systems(config: dict, frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys([*named, *seen]))
 
 
-def _ranked(frame: pd.DataFrame, rank: Objective) -> pd.DataFrame:
-    return frame.sort_values([rank.metric, "point"], ascending=[not rank.maximize, True])
-
-
 def build_review(
     run: RunResults, top: int = 5, per_system: int = 2, baseline: str | None = None
 ) -> Review:
@@ -119,7 +115,7 @@ def _baseline(run, chosen, rank, system) -> tuple[pd.Series | None, str]:
         rows = rows[rows["system"] == system] if len(rows) else rows
         if rows.empty:
             return None, f"baseline system {system} has no design on the frontier"
-    best = _ranked(rows, rank).iloc[0]
+    best = top_configs(rows, rank, n=1)[0].iloc[0]  # the same ranking as the recommendations
     return best, f"best {rank.metric} of {system} ({why})"
 
 

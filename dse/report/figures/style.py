@@ -27,7 +27,7 @@ def subplots(*grid, squeeze: bool = True, **kw):
     from matplotlib.figure import Figure as Canvas
 
     fig = Canvas(layout="constrained", **kw)
-    return fig, fig.subplots(*grid, squeeze=squeeze) if grid else fig.subplots()
+    return fig, fig.subplots(*grid, squeeze=squeeze)
 
 
 def style():
