@@ -17,6 +17,21 @@ SYSTEM_REASONS: dict[str, float] = {
     "storage_bandwidth_exceeded": 9.0,
     "pool_smaller_than_worker": 10.0,
     "afd_needs_prefill_pool": 11.0,
+    # Parallel layouts inconsistent with the model or the hardware (dse/model/system.py
+    # ``_layout_checks``; the same rules as dse/scenarios/schema.py ``parse_row``).
+    "tp_not_dividing_heads": 12.0,
+    "prefill_tp_not_dividing_heads": 13.0,
+    "pp_exceeds_layers": 14.0,
+    "ep_exceeds_experts": 15.0,
+    "ep_not_dividing_tp_dp": 16.0,
+    "prefill_ep_exceeds_experts": 17.0,
+    "prefill_ep_not_dividing_tp_dp": 18.0,
+    "ffn_pp_exceeds_layers": 19.0,
+    "ffn_tp_not_dividing_mlp": 20.0,
+    "ffn_ep_exceeds_experts": 21.0,
+    "decode_units_not_whole_workers": 22.0,
+    "prefill_units_not_whole_workers": 23.0,
+    "needs_scaleout_network": 24.0,
 }
 SYSTEM_REASON_TEXT: dict[float, str] = {
     0.0: "",
@@ -34,6 +49,33 @@ SYSTEM_REASON_TEXT: dict[float, str] = {
     "storage_gbs or host memory",
     10.0: "a pool has fewer accelerators than one of its workers (units < tp*pp*dp)",
     11.0: "attention-FFN disaggregation needs a prefill pool (prefill_units > 0)",
+    12.0: "decode tp does not divide the model's attention heads (GPU engines shard whole "
+    "heads); pick a tp that divides num_attention_heads",
+    13.0: "prefill_tp does not divide the model's attention heads (GPU engines shard whole "
+    "heads); pick a prefill_tp that divides num_attention_heads",
+    14.0: "pp exceeds the model's layers (a pipeline stage would hold no layer); use pp <= "
+    "num_layers",
+    15.0: "decode ep exceeds the model's routed experts (an EP rank would hold no expert); use "
+    "ep <= num_experts",
+    16.0: "decode ep does not divide tp*dp (experts are laid over the tp*dp ranks of a stage); "
+    "pick an ep that divides tp*dp",
+    17.0: "prefill_ep exceeds the model's routed experts (an EP rank would hold no expert); use "
+    "prefill_ep <= num_experts",
+    18.0: "prefill_ep does not divide prefill_tp*prefill_dp (experts are laid over those ranks); "
+    "pick a prefill_ep that divides prefill_tp*prefill_dp",
+    19.0: "ffn_pp exceeds the model's layers (an FFN layer group would hold no layer); use "
+    "ffn_pp <= num_layers",
+    20.0: "ffn_tp does not divide the MLP/expert intermediate size it splits (GPU engines shard "
+    "whole columns); pick an ffn_tp that divides it",
+    21.0: "the FFN pool's EP degree per layer group, ffn_units/(ffn_pp*ffn_tp), exceeds the "
+    "model's routed experts; lower ffn_units or raise ffn_pp or ffn_tp",
+    22.0: "decode_units is not a whole number of decode workers (tp*pp*dp); make decode_units a "
+    "multiple of tp*pp*dp",
+    23.0: "prefill_units is not a whole number of prefill workers (prefill_tp*prefill_dp); make "
+    "prefill_units a multiple of prefill_tp*prefill_dp",
+    24.0: "needs a scale-out network the accelerator lacks (scaleout_bandwidth 0): a worker "
+    "larger than the scale-up domain, or a P/D or attention-FFN split between pools; keep "
+    "tp*pp*dp within scaleup_domain and serve aggregated on one pool",
 }
 
 # What limits the system at its operating point.

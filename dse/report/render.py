@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jinja2
 
+from ..files import write_text_atomic
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dse.report", "templates"),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
@@ -38,7 +40,4 @@ def render(template: str, context: dict) -> str:
 
 
 def write_atomic(text: str, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(text, path)

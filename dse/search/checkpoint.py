@@ -8,23 +8,22 @@ warning rather than mixed into a new sweep.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .pareto import Front
 
 log = logging.getLogger("dse.search")
 
 
 def save_checkpoint(path: Path, next_start: int, front: Front, counts, space_size: int) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp, next_start=next_start, values=front.values, ids=front.ids,
-        maximize=np.array(front.maximize), counts=np.array(counts), space_size=space_size,
-    )  # fmt: skip
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp, next_start=next_start, values=front.values, ids=front.ids,
+            maximize=np.array(front.maximize), counts=np.array(counts), space_size=space_size,
+        )  # fmt: skip
 
 
 def load_checkpoint(path: Path, space_size: int, maximize) -> tuple[int, Front, tuple] | None:

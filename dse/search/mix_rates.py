@@ -75,8 +75,12 @@ STORAGE_SWEEP_TB = tuple(np.logspace(-2.0, 10.0, 25))
 DECODE_OK = {SYSTEM_REASON_TEXT[0.0], SYSTEM_REASON_TEXT[SYSTEM_REASONS["prefill_pool_too_small"]]}
 PREFILL_BAD = {
     SYSTEM_REASON_TEXT[SYSTEM_REASONS[k]]
-    for k in ("prefill_pool_too_small", "pool_smaller_than_worker")
-}
+    for k in (
+        "prefill_pool_too_small", "pool_smaller_than_worker", "prefill_tp_not_dividing_heads",
+        "prefill_ep_exceeds_experts", "prefill_ep_not_dividing_tp_dp",
+        "prefill_units_not_whole_workers", "needs_scaleout_network",
+    )
+}  # fmt: skip
 
 
 def _f64(x) -> jnp.ndarray:

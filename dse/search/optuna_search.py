@@ -8,28 +8,28 @@ over between systems); a subspace's own fields are named ``<system>/<field>``.
 The model's feasibility and every constraint go to ``trial.set_constraint`` (Optuna 5; the
 ``constraints_func`` sampler argument is deprecated), as relative violations (<= 0 = met).
 
-Persistence is Optuna's (``storage_mode``: ``direct`` samples on the shared storage; ``batch``
-samples in memory and appends every told batch in bulk — the default for journal files, 20x
-faster there): any storage URL (``postgresql://...`` for many workers on many
-machines) or a journal file. A study of the same name in the same storage resumes: trials
-already told count towards ``n_trials``, and the front is rebuilt from *all* of the study's
-trials by re-evaluating their parameters (cheap, vectorized), so an interrupted run loses at
-most the batch in flight and results never depend on which process told which trial.
+Persistence (:mod:`.storage`, :mod:`.batches`): a journal file in the run folder (one machine,
+any number of worker processes) or any Optuna database URL (``postgresql://...``: many
+machines). Sampling runs on a local in-memory copy; each told batch is appended to the storage
+and other workers' trials are pulled in at batch boundaries. Each batch's sampler is seeded by
+``(seed, worker, trials seen)``, so a run killed at any point and restarted with the same command
+stores exactly the trials an uninterrupted run would have, and its front is identical. The front
+is rebuilt from *all* of the study's stored trials by re-evaluating their parameters (cheap,
+vectorized), so results never depend on which process told which trial.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import optuna
 
 from ..progress import Progress
+from .batches import batch_key, batch_seed, label, sync, unique
 from .evaluate import Evaluator
 from .exhaustive import SearchResult
 from .objectives import Constraint, Objective, meets, violations
 from .pareto import Front, pareto_mask
-from .secrets import redact
+from .storage import make_storage, open_study, worker_slot
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "random")
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -46,37 +46,6 @@ def make_sampler(name: str, seed: int, population: int = 100) -> optuna.samplers
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"search.sampler={name!r} is not one of {', '.join(SAMPLERS)}")
-
-
-def make_storage(storage: str | None):
-    """None: in memory; a ``*.journal``/``*.log`` path: a journal file; else an Optuna URL."""
-    if not storage:
-        return None
-    if "://" in str(storage):
-        return str(storage)
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    path = Path(storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
-
-
-def _open_study(name: str, storage, directions, sampler) -> optuna.Study:
-    """The persistent study; a storage that cannot be opened (no driver, server down, wrong
-    password) is the user's to fix: one line, with the URL's password masked."""
-    try:
-        return optuna.create_study(study_name=name, storage=make_storage(storage),
-                                   directions=directions, sampler=sampler, load_if_exists=True)  # fmt: skip
-    except (ValueError, OSError):
-        raise
-    except ImportError as e:
-        raise ValueError(
-            f"search.storage={redact(str(storage))}: the database driver is not installed "
-            "(PostgreSQL: pip install 'dse[cluster]', which brings psycopg2-binary)"
-        ) from e
-    except Exception as e:  # SQLAlchemy/driver errors: connection refused, authentication, ...
-        first = redact(str(e).strip().splitlines()[0]) if str(e).strip() else type(e).__name__
-        raise ValueError(f"search.storage={redact(str(storage))}: cannot open ({first})") from e
 
 
 def _params(ev: Evaluator):
@@ -139,56 +108,76 @@ def optuna_search(
     seed: int = 0,
     storage: str | None = None,
     study_name: str = "dse",
-    storage_mode: str = "auto",
+    worker: int = 0,
     progress: Progress | None = None,
 ) -> tuple[SearchResult, optuna.Study]:
-    """Run (or resume) a study until it holds ``n_trials`` complete trials. ``progress``
-    (:mod:`dse.progress`) shows a task ``optuna <sampler>`` of ``n_trials`` trials (resumed ones
-    count as done) advanced per told batch; the first batch's compilation shows as a phase."""
+    """Run (or resume, or join) a study until it holds ``n_trials`` complete trials.
+
+    Sampling happens on a local in-memory copy of the study; each told batch is appended to
+    the storage in bulk (a journal file appends one record per suggest/constraint/tell when
+    sampled on directly, measured 20x slower) and, before each batch, trials other workers
+    stored are pulled in (:mod:`.batches`). ``worker``: this process's number among workers
+    sharing the storage (0, 1, ...). ``progress`` (:mod:`dse.progress`) shows a task ``optuna
+    <sampler>`` of ``n_trials`` trials, stored ones counted as done."""
     callback = None
     if progress is not None and not isinstance(progress, Progress) and callable(progress):
         callback, progress = progress, None  # deprecated: progress(done, n_trials) per batch
     progress = progress if progress is not None else Progress()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    make_sampler(sampler, seed, population)  # a bad name fails before the storage is touched
     directions = ["maximize" if o.maximize else "minimize" for o in objectives]
-    persistent = _open_study(study_name, storage, directions, make_sampler(sampler, seed, population))
-    # A journal file appends one record per suggest/constraint/tell (~10 ms per trial, measured
-    # 6x the in-memory cost): sample in memory and append each told batch in bulk (add_trials,
-    # ~0.5 ms per trial). Database URLs stay direct so workers on many machines cooperate.
-    bulk = storage_mode == "batch" or (storage_mode == "auto" and storage and "://" not in str(storage))
-    study = persistent
-    if bulk:
-        study = optuna.create_study(directions=directions,
-                                    sampler=make_sampler(sampler, seed, population))  # fmt: skip
-        study.add_trials(persistent.get_trials(deepcopy=False, states=(COMPLETE,)))
-    params = _params(ev)
+    persistent = open_study(study_name, storage, directions)
+    local = optuna.create_study(directions=directions)
+    params, known = _params(ev), set()
     names = ["feasible"] + [c.metric for c in constraints]
-    done = len(study.get_trials(deepcopy=False, states=(COMPLETE,)))
-    task = progress.task(f"optuna {str(sampler).lower()}", total=n_trials, unit="trials",
-                         completed=min(done, n_trials))  # fmt: skip
-    with task:
-        while done < n_trials:
-            trials = [study.ask() for _ in range(min(batch, n_trials - done))]
-            picks = [_suggest(t, ev, params) for t in trials]
-            metrics = ev.evaluate(_columns(ev, picks), progress=progress)
-            viol = violations(metrics, constraints)
-            values = np.stack([metrics[o.metric] for o in objectives], axis=1)
-            for j, trial in enumerate(trials):
-                for name, v in zip(names, viol[j]):
-                    trial.set_constraint(name, float(v))
-                study.tell(trial, [float(x) for x in values[j]])
-            if bulk:
-                persistent.add_trials(study.get_trials(deepcopy=False)[-len(trials):])
-            done += len(trials)
-            task.advance(len(trials))
-            if callback is not None:
-                callback(done, n_trials)
+    with worker_slot(storage, worker):
+        stored = sync(local, persistent.get_trials(deepcopy=False), known, worker)
+        seen = len(local.get_trials(deepcopy=False))
+        task = progress.task(f"optuna {str(sampler).lower()}", total=n_trials, unit="trials",
+                             completed=min(seen, n_trials))  # fmt: skip
+        with task:
+            while seen < n_trials:
+                size, key = min(batch, n_trials - seen), batch_key(worker, seen)
+                # Seeded by the batch key, so a batch redone after a crash is the same batch.
+                local.sampler = make_sampler(sampler, batch_seed(seed, worker, seen), population)
+                _forget_parents(local)
+                trials = [local.ask() for _ in range(size)]
+                picks = [_suggest(t, ev, params) for t in trials]
+                metrics = ev.evaluate(_columns(ev, picks), progress=progress)
+                viol = violations(metrics, constraints)
+                values = np.stack([metrics[o.metric] for o in objectives], axis=1)
+                for j, trial in enumerate(trials):
+                    label(trial, key, j, size)
+                    for name, v in zip(names, viol[j]):
+                        trial.set_constraint(name, float(v))
+                    local.tell(trial, [float(x) for x in values[j]])
+                told = local.get_trials(deepcopy=False)[-size:]
+                persistent.add_trials([t for j, t in enumerate(told) if j not in stored])
+                known.update((key, j) for j in range(size))
+                stored = sync(local, persistent.get_trials(deepcopy=False), known, worker)
+                before, seen = seen, len(local.get_trials(deepcopy=False))
+                task.advance(min(seen, n_trials) - min(before, n_trials))
+                if callback is not None:
+                    callback(min(seen, n_trials), n_trials)
     return study_result(ev, persistent, objectives, constraints), persistent
+
+
+def _forget_parents(study: optuna.Study) -> None:
+    """NSGA samplers cache each generation's parents in the study, chosen with the random state
+    of the batch that first needed them (NSGA-III breaks niche ties at random). When a
+    generation spans batches (population > batch) a resumed run would choose them again with
+    another batch's state; forgetting the cache at every batch boundary has every batch choose
+    them with its own seeded state, killed or not. (Our local in-memory copy only; Optuna has no
+    public call to drop a study attribute, and ``None`` reads as "not cached".)"""
+    storage, study_id = study._storage, study._study_id
+    for key in storage.get_study_system_attrs(study_id):
+        if ":parent:" in key:
+            storage.set_study_system_attr(study_id, key, None)
 
 
 def study_result(ev: Evaluator, study, objectives, constraints) -> SearchResult:
     """Every complete trial of ``study`` re-evaluated: all points, the front, the counts."""
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    trials = unique(study.get_trials(deepcopy=False, states=(COMPLETE,)))
     if not trials:
         return SearchResult(Front.empty(tuple(o.maximize for o in objectives)), 0, 0, ev.space)
     picks = [_picks_from_params(ev, t.params) for t in trials]
@@ -204,7 +193,9 @@ def study_result(ev: Evaluator, study, objectives, constraints) -> SearchResult:
     front = Front.empty(maximize)
     for system in table["system"].unique():  # per-system fronts, as the exhaustive engine
         mine = ok & (table["system"] == system).to_numpy()
-        front = Front(maximize, *_concat(front, Front.empty(maximize).merge(values[mine], ids[mine])))
+        front = Front(
+            maximize, *_concat(front, Front.empty(maximize).merge(values[mine], ids[mine]))
+        )
     front_table = table[table["trial"].isin(front.ids)].reset_index(drop=True)
     on = pareto_mask(front_table[[o.metric for o in objectives]].to_numpy(), maximize)
     front_table["on_frontier"] = on

@@ -8,18 +8,19 @@ config, and a JSON summary.
     config.yaml              the fully resolved configuration of the run
     summary.json             engine, counts, timings, hypervolume, what was written
 
-Files are written to a temporary name and renamed, so a killed run never leaves a half table.
+Files are written to a temporary name and renamed (:mod:`dse.files`), so a killed run never
+leaves a half table.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..files import atomic_path, write_text_atomic
 from .objectives import Constraint, Objective, meets
 from .pareto import hypervolume
 
@@ -29,22 +30,17 @@ def write_table(df: pd.DataFrame, out: Path, name: str) -> list[str]:
     written = []
     for suffix in ("parquet", "csv"):
         path = out / f"{name}.{suffix}"
-        tmp = path.with_suffix(f".{suffix}.tmp")
-        if suffix == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False, float_format="%.6g")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if suffix == "parquet":
+                df.to_parquet(tmp, index=False)
+            else:
+                df.to_csv(tmp, index=False, float_format="%.6g")
         written.append(path.name)
     return written
 
 
 def write_text(text: str, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path.name
+    return write_text_atomic(text, path).name
 
 
 def best_configs(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..files import write_text_atomic
+
 # scheme://user:password@host  ->  scheme://user:***@host (the user name stays: it is useful)
 _PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*:)(?P<pw>[^@\s'\"]+)(?=@)")
 
@@ -36,6 +38,4 @@ def redact_files(folder: Path, pattern: str = "*.yaml") -> None:
         text = path.read_text()
         clean = redact(text)
         if clean != text:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(clean)
-            tmp.replace(path)
+            write_text_atomic(clean, path)

@@ -31,6 +31,15 @@ import numpy as np
 
 SPACE_KEYS = {"title", "choices", "systems", "continuous", "notes", "sources"}
 RANGE_KEYS = {"low", "high", "steps", "log"}
+# Fields that count accelerators, ranks or steps: whole numbers at least this large, whatever
+# the model (model-dependent rules such as tp dividing the attention heads are per-point
+# reasons, dse/model/system.py, so a sweep over tp still runs and marks the bad points). Other
+# numeric fields are checked finite and >= 0 where names are resolved (dse/search/evaluate.py).
+COUNT_FIELDS: dict[str, int] = {
+    "tp": 1, "pp": 1, "ep": 1, "dp": 1, "decode_units": 1,
+    "prefill_tp": 1, "prefill_ep": 1, "prefill_dp": 1, "prefill_units": 0,
+    "ffn_tp": 1, "ffn_pp": 1, "ffn_units": 0, "microbatches": 1, "spec_k": 0,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,12 @@ class Space:
             (str(k), _range(f"space.continuous.{k}", v))
             for k, v in (mapping.get("continuous") or {}).items()
         )
+        counts = sorted({k for k, _ in continuous} & set(COUNT_FIELDS))
+        if counts:
+            raise ValueError(
+                f"space.continuous: {counts} count accelerators, ranks or steps and cannot be "
+                "continuous; list whole values under choices instead"
+            )
         systems = mapping.get("systems")
         if systems is None:
             if "system" not in shared:
@@ -160,8 +175,23 @@ def _lists(where: str, mapping) -> dict[str, tuple]:
             raise ValueError(f"{where}.{name} has no values")
         if len(set(map(repr, values))) != len(values):
             raise ValueError(f"{where}.{name} lists a value twice: {list(values)}")
+        if str(name) in COUNT_FIELDS:
+            for v in values:
+                _check_count(f"{where}.{name}", str(name), v)
         out[str(name)] = values
     return out
+
+
+def _check_count(where: str, name: str, value) -> None:
+    """A count field's value: a finite whole number >= its minimum (one-line error otherwise)."""
+    low = COUNT_FIELDS[name]
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not (math.isfinite(x) and x == int(x) and x >= low):
+        raise ValueError(
+            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, "
+            f"ranks or steps, list whole numbers >= {low}"
+        )
 
 
 def _range(where: str, spec) -> Continuous:

@@ -173,7 +173,7 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
             sampler=str(s.get("sampler", "nsga2")), population=whole(s, "population", 100, "search"),
             seed=whole(s, "seed", 0, "search", low=0), storage=_storage(s.get("storage"), out),
             study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
-            storage_mode=str(s.get("storage_mode", "auto")),
+            worker=whole(s, "worker", 0, "search", low=0),
             progress=progress,
         )  # fmt: skip
     frontier = result.front_table if result.front_table is not None else pd.DataFrame()

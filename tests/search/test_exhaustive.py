@@ -1,6 +1,7 @@
 """Exhaustive search over a small space: its front equals brute force over every point."""
 
 import numpy as np
+import pytest
 
 from dse.search import pareto_mask
 from dse.search.exhaustive import Objective, exhaustive_search
@@ -44,3 +45,22 @@ def test_exhaustive_front_equals_brute_force():
     glob = np.nonzero(feas)[0][pareto_mask(values[feas], (True, True))]
     flagged = result.front_table.loc[result.front_table["on_frontier"], "point"]
     assert sorted(flagged) == sorted(glob)
+
+
+@pytest.mark.parametrize(
+    "mapping, match",
+    [
+        ({"system": ["x"], "tp": [1, 2.5]}, r"space\.choices\.tp: 2\.5 is not a whole number >= 1"),
+        ({"system": ["x"], "ep": [0, 8]}, r"space\.choices\.ep: 0 is not a whole number >= 1"),
+        ({"system": ["x"], "prefill_units": [-8]}, r"prefill_units: -8 is not a whole number >= 0"),
+        ({"system": ["x"], "decode_units": [float("inf")]}, r"decode_units: inf is not a whole"),
+        ({"systems": {"x": {"pp": ["2"]}}}, r"space\.systems\.x\.pp: '2' is not a whole number"),
+        ({"choices": {"system": ["x"]}, "continuous": {"tp": [1, 8]}}, r"cannot be continuous"),
+    ],
+)
+def test_space_rejects_counts_that_can_never_be_valid(mapping, match):
+    # Model-independent: whole numbers >= 1 (>= 0 for optional pools). Model-dependent layout
+    # rules (tp vs heads) are per-point reasons, so tp: [1, 2, 4, 8, 16] stays a valid space.
+    with pytest.raises(ValueError, match=match):
+        Space.from_mapping(mapping)
+    assert Space.from_mapping({"system": ["x"], "tp": [1, 2, 4, 8, 16], "prefill_units": [0, 8]})

@@ -78,10 +78,9 @@ def test_evaluator_decodes_points_as_the_named_api_does(stack, evaluator):
     np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
-@pytest.mark.parametrize("mode", ["auto", "direct"])  # bulk-appended journal, or sampled on it
-def test_optuna_front_is_feasible_and_resume_gives_the_same_front(evaluator, tmp_path, mode):
+def test_optuna_front_is_feasible_and_resume_gives_the_same_front(evaluator, tmp_path):
     journal = str(tmp_path / "study.journal")
-    kw = dict(batch=64, population=64, seed=3, storage=journal, study_name="t", storage_mode=mode)
+    kw = dict(batch=64, population=64, seed=3, storage=journal, study_name="t")
     first, study = optuna_search(evaluator, OBJ, CON, n_trials=192, **kw)
     assert first.evaluated == 192 and len(first.front.ids) > 0
     table = first.front_table

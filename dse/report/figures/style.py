@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image  # matplotlib's own dependency
 
+from ...files import atomic_path
+
 PNG_DPI = 110  # ~1.3K px wide for a 12-inch figure: legible, and small enough to commit examples
 PALETTE = matplotlib.colormaps["tab10"].colors
 STYLE = {"svg.hashsalt": "dse", "font.size": 9, "axes.titlesize": 10}
@@ -52,10 +54,14 @@ def save(fig, folder: Path, name: str, title: str, caption: str) -> Figure:
     # 256-colour palette (median cut, no dither): plots have few colours, files shrink ~3x (the
     # HTML embeds them) and look the same; deterministic, so reports stay byte-identical.
     image = Image.open(buf).convert("RGB")
-    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        png, format="PNG", optimize=True
-    )
-    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    with atomic_path(png) as tmp:
+        image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            tmp, format="PNG", optimize=True
+        )
+    with atomic_path(svg) as tmp:
+        fig.savefig(
+            tmp, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None}
+        )
     return Figure(name, title, caption, png, svg)
 
 
