@@ -11,8 +11,8 @@
 3. **Prefill**: the uncached tokens per request (new + misses + recomputed) are prefilled on
    the prefill pool (disaggregated; rate-matched, run at ``PREFILL_UTILIZATION`` so its M/D/1
    queue stays finite) or inside the decode pool's steps (aggregated, chunked prefill).
-   Hit rate, request rate and prefill load depend on each other; three fixed-point passes
-   (unrolled, differentiable) settle them.
+   Hit rate, request rate and prefill load depend on each other: the rate is the root of
+   r = F(r), bracketed and solved (Illinois false position), differentiated implicitly.
 4. **Money and power** (``cost``): pools, tiers, $/Mtok split by phase, $ per session.
 """
 
@@ -49,7 +49,9 @@ from .tiers import restore_plan, tier_hits
 # rho = 0.8 waits 2 service times on average (DistServe §3, workloads.md §5), a common
 # operating point; at 1.0 TTFT would diverge.
 PREFILL_UTILIZATION = 0.8
-FIXED_POINT_PASSES = 3
+# Illinois steps after the bracket [F(hi), hi]; measured on random designs (tests/model/
+# test_system_properties.py) to leave |r - F(r)| below 1e-9 r.
+ROOT_STEPS = 12
 
 
 def evaluate_system(
@@ -76,9 +78,17 @@ def evaluate_system(
     dec = decode_step(p, sd, batch, k)
     decode_rate = safe_div(p.decode_workers * batch * tau, dec.total * osl)
 
-    # Fixed point: request rate <-> hit rate <-> prefill load (a fori_loop traces it once).
-    def settle(rate_and_recompute):
-        rate, recompute_s = rate_and_recompute
+    # Fixed point: the request rate r the system sustains is F(r), the rate its pools reach
+    # once r sets the hit rate and hence the prefill load. F never rises with r (more requests
+    # through the same cache hit less and prefill more), so r = F(r) has one root in
+    # [F(decode_rate), decode_rate]. Plain iteration of a decreasing map oscillates, and a few
+    # passes were measured to leave throughput up to ~50 % off (even a 2-cycle), so the root is
+    # bracketed and solved (``_rate_root``). The per-token recompute cost that decides restore
+    # vs recompute is taken at the workload's new tokens (ASSUMPTION: a marginal cost, so that F
+    # depends on r alone).
+    recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
+
+    def settle(rate):
         hits = tier_hits(profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache)
         plan = restore_plan(
             hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s
@@ -91,14 +101,10 @@ def evaluate_system(
             disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
         )
         one = p.prefill_one(uncached)
-        recompute = safe_div(one.total, uncached, 1e-3)
-        return (rate, recompute), (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch)
+        return rate, (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch)
 
-    recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
-    carry = jax.lax.fori_loop(
-        0, FIXED_POINT_PASSES - 1, lambda _, c: settle(c)[0], (decode_rate, recompute_s)
-    )
-    (rate, _), (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch) = settle(carry)
+    rate = _rate_root(lambda r: settle(r)[0], decode_rate)
+    _, (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch) = settle(rate)
 
     # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are faster.
     active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
@@ -195,6 +201,47 @@ def evaluate_system(
     return SystemMetrics(
         *[finite_or(getattr(metrics, f), 0.0) for f in metrics.__dataclass_fields__]
     )
+
+
+def _rate_root(rate_of, hi: Array) -> Array:
+    """The root of g(r) = r - F(r) in [F(hi), hi], where F = ``rate_of`` never rises with r
+    (so g is increasing, g' = 1 - F' >= 1, and F(r) <= hi for every r).
+
+    Illinois false position (a secant step kept inside the bracket; the endpoint retained twice
+    has its g halved, so convergence stays superlinear) for ``ROOT_STEPS`` steps, without
+    derivatives; then one Newton step from that root, r* - g(r*) / g'(r*), with g' by forward
+    mode. At a root g(r*) = 0, so the value is unchanged while its derivative is the implicit
+    one, dr/dθ = (∂F/∂θ) / (1 - ∂F/∂r): gradients stay exact and never flow through the loop.
+    """
+    g = lambda r: r - rate_of(r)  # noqa: E731
+    hi = jax.lax.stop_gradient(hi)
+    lo = jax.lax.stop_gradient(rate_of(hi))
+    g_hi, g_lo = hi - lo, jax.lax.stop_gradient(g(lo))
+
+    def step(_, c):
+        lo, g_lo, hi, g_hi, side = c
+        x = jnp.clip(hi - safe_div(g_hi * (hi - lo), g_hi - g_lo, 0.0), lo, hi)
+        gx = jax.lax.stop_gradient(g(x))
+        above = gx > 0.0  # the root is below x: x becomes hi
+        g_lo = jnp.where(above & (side > 0), 0.5 * g_lo, g_lo)  # lo kept twice: Illinois
+        g_hi = jnp.where(~above & (side < 0), 0.5 * g_hi, g_hi)
+        lo, g_lo = jnp.where(above, lo, x), jnp.where(above, g_lo, gx)
+        hi, g_hi = jnp.where(above, x, hi), jnp.where(above, gx, g_hi)
+        return lo, g_lo, hi, g_hi, jnp.where(above, 1.0, -1.0)
+
+    init = (lo, g_lo, hi, g_hi, jnp.zeros_like(hi))
+    lo, g_lo, hi, g_hi, _ = jax.lax.fori_loop(0, ROOT_STEPS, step, init)
+    root = jnp.where(-g_lo < g_hi, lo, hi)  # the end nearer zero
+
+    def newton(r):
+        value, slope = jax.jvp(g, (r,), (jnp.ones_like(r),))
+        return r - safe_div(value, jnp.maximum(slope, 1.0), 0.0)
+
+    # A first Newton step (kept in the bracket) polishes what the Illinois steps left (they
+    # stop at a fixed count, so vmapped designs stay in lockstep); the second, from a constant,
+    # carries the implicit derivative.
+    root = jax.lax.stop_gradient(jnp.clip(newton(jax.lax.stop_gradient(root)), lo, hi))
+    return newton(root)
 
 
 def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached):

@@ -22,9 +22,9 @@ Numerics (why the derivative is what it is):
   JAX differentiates the branch selected at the point: the result is a ONE-SIDED derivative
   (at an exact tie of ``max`` JAX splits it equally). A central finite difference across a
   kink differs; refine's line search, which only accepts measured improvement, is robust to it.
-* Request rate, hit rate and prefill load are settled by ``FIXED_POINT_PASSES`` unrolled
-  passes in ``evaluate_system``; the derivative is that of the passes (iterative
-  differentiation), not the implicit derivative of the exact fixed point (equal as they converge).
+* Request rate, hit rate and prefill load are settled by a bracketed root solve in
+  ``evaluate_system`` (``system._rate_root``); its derivative is the implicit one of the exact
+  root (one Newton step from it), not that of the solver's iterations.
 * ``feasible`` is a step function (derivative 0 almost everywhere). At infeasible designs the
   derivatives are reported as 0 with ``feasible=False``; any non-finite tangent (never seen;
   tests check) is replaced by 0 and flagged ``finite=False``. The output never holds NaN.
