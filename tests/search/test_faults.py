@@ -41,7 +41,7 @@ BASE = ["study=kv_tier_sizing", "sessions=16", "report.enabled=false", "ui.outpu
 EXHAUSTIVE = [*BASE, "search.keep_points=false", "search.checkpoint_every=1"]
 OPTUNA = [*BASE, "search=optuna", "search.n_trials=1280", "search.batch=64",
           "search.population=64", "search.seed=5"]  # fmt: skip
-ROUNDS = int(os.environ.get("DSE_KILL_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("DSE_KILL_ROUNDS", "2"))  # more: benchmarks/fault_campaign.py
 TABLES = ("frontier.csv", "best.csv", "frontier.parquet")
 
 
