@@ -127,6 +127,12 @@ class Pools:
         self.host_bandwidth = worker_gpus * link * ps.eff.link_eff
         nic = worker_gpus * ps.hw.scaleout_bandwidth
         self.storage_bandwidth = jnp.minimum(sd.storage_gbs * 1e9, nic) * ps.eff.link_eff
+        # What all the restores share (bytes/s): every prefill GPU's host link; the storage
+        # tier's bandwidth, never more than all prefill NICs together.
+        self.host_link_total = gpus * link * ps.eff.link_eff
+        self.storage_link_total = (
+            jnp.minimum(sd.storage_gbs * 1e9, gpus * ps.hw.scaleout_bandwidth) * ps.eff.link_eff
+        )
         d = self.decode.design
         decode_nic = d.tp * d.pp * d.dp * hw_decode.scaleout_bandwidth
         handoff_bw = jnp.minimum(nic, decode_nic) * ps.eff.link_eff

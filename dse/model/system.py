@@ -7,7 +7,8 @@
    FFN half on another pool (AFD), verifying ``k`` drafts and committing ``tau`` tokens.
 2. **Cache** (``tiers``): capacities of the HBM left free by the prefill-running pool, host
    memory and context storage give the hit rate at the request rate through the workload's
-   LRU hit curve; lower-tier hits are restored or recomputed, whichever is faster.
+   LRU hit curve; lower-tier hits are restored (hidden under the prefill where it is longer)
+   or recomputed, whichever ends sooner, and what a tier's link cannot carry is recomputed.
 3. **Prefill**: the uncached tokens per request (new + misses + recomputed) are prefilled on
    the prefill pool (disaggregated; rate-matched, run at ``PREFILL_UTILIZATION`` so its M/D/1
    queue stays finite) or inside the decode pool's steps (aggregated, chunked prefill).
@@ -91,8 +92,9 @@ def evaluate_system(
     def settle(rate):
         hits = tier_hits(profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache)
         plan = restore_plan(
-            hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s
-        )
+            hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s,
+            rate, p.host_link_total, p.storage_link_total,
+        )  # fmt: skip
         uncached = jnp.clip(isl * (1.0 - hits.total) + plan.recompute_tokens, 1.0, isl)
         prefill_rate, prefill_batch = p.prefill_throughput(uncached)
         agg_step = _agg_iteration(p, sd, batch, k, tau, uncached)
@@ -149,8 +151,7 @@ def evaluate_system(
     usd_h_prefill = pool_p.total_usd_h * rho + pool_d.total_usd_h * (1.0 - decode_share)
     mtok_h = 3600.0 / 1e6
 
-    storage_load = rate * plan.storage_bytes
-    reason = _reason(p, sd, storage_load, hw_decode, hw_prefill, hw_ffn)
+    reason = _reason(p, sd, hw_decode, hw_prefill, hw_ffn)
     feasible = reason == 0.0
     bound = jnp.where(
         disagg & (prefill_rate * PREFILL_UTILIZATION < decode_rate), 4.0, bound_code(step_cost)
@@ -352,7 +353,6 @@ def _layout_checks(
 def _reason(
     p: Pools,
     sd: SystemDesign,
-    storage_load: Array,
     hw_decode: Hardware,
     hw_prefill: Hardware,
     hw_ffn: Hardware,
@@ -371,7 +371,6 @@ def _reason(
         (p.ffn_fits, r["ffn_pool_too_small"]),
         (p.prefill_fits, r["prefill_pool_too_small"]),
         (sd.host_gb_per_gpu <= p.host.gb_per_gpu, r["host_memory_exceeded"]),
-        (storage_load <= sd.storage_gbs * 1e9 + 1.0, r["storage_bandwidth_exceeded"]),
     ]
     reason = jnp.asarray(0.0)
     for ok, code in reversed(checks):

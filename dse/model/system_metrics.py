@@ -14,6 +14,8 @@ SYSTEM_REASONS: dict[str, float] = {
     "ffn_pool_too_small": 6.0,
     "prefill_pool_too_small": 7.0,
     "host_memory_exceeded": 8.0,
+    # Retired (no longer produced): restores are capped at the tier links' bandwidth and the
+    # rest recomputed (``tiers.restore_plan``). Kept so old result tables still read.
     "storage_bandwidth_exceeded": 9.0,
     "pool_smaller_than_worker": 10.0,
     "afd_needs_prefill_pool": 11.0,
@@ -45,8 +47,8 @@ SYSTEM_REASON_TEXT: dict[float, str] = {
     "ffn_pp",
     7.0: "weights + one prefill chunk do not fit on a prefill worker; raise prefill_tp/dp",
     8.0: "host_gb_per_gpu exceeds the host tier's memory per GPU; lower it or pick a bigger host",
-    9.0: "KV restores from context storage exceed storage_gbs at this request rate; raise "
-    "storage_gbs or host memory",
+    9.0: "(older runs) KV restores from context storage exceeded storage_gbs; this version "
+    "recomputes what the storage link cannot carry instead",
     10.0: "a pool has fewer accelerators than one of its workers (units < tp*pp*dp)",
     11.0: "attention-FFN disaggregation needs a prefill pool (prefill_units > 0)",
     12.0: "decode tp does not divide the model's attention heads (GPU engines shard whole "

@@ -92,9 +92,14 @@ def tier_hits(
 
 class Restore(NamedTuple):
     seconds: Array  # critical-path time to bring restored prefixes back, per request
-    recompute_tokens: Array  # lower-tier hits recomputed instead (slower to restore), per request
+    recompute_tokens: Array  # lower-tier hits recomputed instead, per request
     storage_bytes: Array  # bytes read from context storage per request (bandwidth load)
     host_bytes: Array
+
+
+# Share of a tier link's bandwidth restores may take at steady state (ASSUMPTION: the headroom
+# the prefill pool keeps, system.PREFILL_UTILIZATION; a link run at 100 % queues without bound).
+LINK_UTILIZATION = 0.8
 
 
 def restore_plan(
@@ -104,24 +109,73 @@ def restore_plan(
     host_bandwidth: Array,
     storage_bandwidth: Array,
     recompute_s_per_token: Array,
+    request_rate: Array,
+    host_link_total: Array,
+    storage_link_total: Array,
 ) -> Restore:
-    """Per request: restore each lower tier's hit tokens or recompute them, whichever is
-    faster (an engine with a load-vs-recompute policy; Mooncake FAST'25 §5)."""
-    host_tokens = hits.host * input_tokens
-    storage_tokens = hits.storage * input_tokens
+    """Per request: for each lower tier, restore its hit tokens or recompute them, whichever
+    gives the shorter critical path (an engine with a load-vs-recompute policy; Mooncake
+    FAST'25 §5, eq. 1-2).
+
+    Restores overlap the prefill of the tokens that are computed anyway (misses and recomputed
+    hits) layer by layer, so the critical path of a choice is ``max(prefill, restores)``; a
+    restore that hides under the prefill is free, however slow per token. (Comparing a tier's
+    restore with the recompute of that tier's tokens alone sent a few hundred tokens left in
+    storage to be recomputed, 100 us of latency against 60 us of compute, although the 3,000
+    token prefill beside them hid the restore: more HBM then lowered throughput.)
+
+    Each tier link carries at most ``LINK_UTILIZATION`` of its aggregate bandwidth
+    (``*_link_total``, bytes/s for the whole system) at ``request_rate``; hits beyond that are
+    recomputed (an engine restores what the link carries; it does not stall on it).
+    """
+    misses = input_tokens * jnp.maximum(1.0 - hits.total, 0.0)
+    rate = jnp.maximum(request_rate, 0.0)
+
+    def carried(tokens, link_total):
+        # Share of a tier's hits its link can restore at this rate (<= 1; safe at no demand).
+        demand = rate * tokens * bytes_per_token
+        return jnp.clip(safe_div(LINK_UTILIZATION * link_total, demand, 1.0), 0.0, 1.0)
+
+    host_tokens = hits.host * input_tokens * carried(hits.host * input_tokens, host_link_total)
+    storage_tokens = hits.storage * input_tokens * carried(
+        hits.storage * input_tokens, storage_link_total
+    )
     t_host = safe_div(host_tokens * bytes_per_token, host_bandwidth, 1e9) + HOST_LATENCY_S
     t_storage = (
         safe_div(storage_tokens * bytes_per_token, storage_bandwidth, 1e9) + STORAGE_LATENCY_S
     )
-    host_restores = (t_host <= host_tokens * recompute_s_per_token) & (host_tokens > 0)
-    storage_restores = (t_storage <= storage_tokens * recompute_s_per_token) & (storage_tokens > 0)
-    seconds = jnp.where(host_restores, t_host, 0.0) + jnp.where(storage_restores, t_storage, 0.0)
-    recompute = jnp.where(host_restores, 0.0, host_tokens) + jnp.where(
-        storage_restores, 0.0, storage_tokens
-    )
+    lower = (hits.host + hits.storage) * input_tokens
+
+    def path(restore_host, restore_storage):
+        restored = jnp.where(restore_host, host_tokens, 0.0) + jnp.where(
+            restore_storage, storage_tokens, 0.0
+        )
+        seconds = jnp.where(restore_host, t_host, 0.0) + jnp.where(restore_storage, t_storage, 0.0)
+        prefill = (misses + lower - restored) * recompute_s_per_token
+        return jnp.maximum(prefill, seconds), seconds, lower - restored
+
+    # The four choices, best first on ties (restoring keeps the accelerators free): the one
+    # with the shortest critical path wins.
+    has_host, has_storage = host_tokens > 0.0, storage_tokens > 0.0
+    choices = [
+        (has_host, has_storage),
+        (has_host, jnp.zeros_like(has_storage)),
+        (jnp.zeros_like(has_host), has_storage),
+        (jnp.zeros_like(has_host), jnp.zeros_like(has_storage)),
+    ]
+    best = None
+    for restore_host, restore_storage in choices:
+        critical, seconds, recompute = path(restore_host, restore_storage)
+        option = (critical, seconds, recompute, restore_host, restore_storage)
+        if best is None:
+            best = option
+        else:
+            better = critical < best[0]
+            best = tuple(jnp.where(better, new, old) for new, old in zip(option, best))
+    _, seconds, recompute, restore_host, restore_storage = best
     return Restore(
         seconds=seconds,
         recompute_tokens=recompute,
-        storage_bytes=jnp.where(storage_restores, storage_tokens * bytes_per_token, 0.0),
-        host_bytes=jnp.where(host_restores, host_tokens * bytes_per_token, 0.0),
+        storage_bytes=jnp.where(restore_storage, storage_tokens * bytes_per_token, 0.0),
+        host_bytes=jnp.where(restore_host, host_tokens * bytes_per_token, 0.0),
     )
