@@ -9,6 +9,8 @@ fixed-size chunks, so any number of designs costs one compilation.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -36,9 +38,12 @@ def _take(tree, idx):
     return jax.tree.map(lambda x: jnp.take(x, i, axis=0), tree)
 
 
-def evaluate_system_indexed(tables: SystemTables, eff, rt, cost, profile, sd: SystemDesign):
+def evaluate_system_indexed(
+    tables: SystemTables, eff, rt, cost, profile, sd: SystemDesign, *, derivatives: bool = True
+):
     """One system design whose catalog entries are rows of ``tables``; the design's
-    hypothetical-hardware knobs replace the decode accelerator type in every pool using it."""
+    hypothetical-hardware knobs replace the decode accelerator type in every pool using it.
+    ``derivatives``: see :func:`~dse.model.system.evaluate_system`."""
     decode = hypothetical_hardware(_take(tables.hardware, sd.decode_hw), sd, cost)
     prefill = _take(tables.hardware, sd.prefill_hw)
     ffn = _take(tables.hardware, sd.ffn_hw)
@@ -53,12 +58,16 @@ def evaluate_system_indexed(tables: SystemTables, eff, rt, cost, profile, sd: Sy
         cost,
         profile,
         sd,
+        derivatives=derivatives,
     )
 
 
 @jax.jit
 def _evaluate_chunk(tables, eff, rt, cost, profile, designs):
-    fn = jax.vmap(evaluate_system_indexed, in_axes=(None, None, None, None, None, 0))
+    # Values only: a sweep never differentiates (the Jacobian has its own kernel,
+    # dse/search/gradients.py), so the implicit-derivative pass is left out of this program.
+    one = functools.partial(evaluate_system_indexed, derivatives=False)
+    fn = jax.vmap(one, in_axes=(None, None, None, None, None, 0))
     return fn(tables, eff, rt, cost, profile, designs)
 
 

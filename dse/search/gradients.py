@@ -10,8 +10,8 @@ points of a search to the best nearby continuous design.
 Forward mode: ~9 inputs and ~10 outputs, so ``jax.jacfwd`` pushes 9 tangents through one
 evaluation. ONE compiled program, :func:`_jacobian` (``jit(vmap(jacfwd))`` over all designs),
 serves both: ``sensitivities`` calls it once, ``refine`` once per line-search step for all
-starts at once, so they share one compilation (~55 s on a 2-core CPU; the persistent cache in
-``dse/__init__.py`` keeps it across processes).
+starts at once, so they share one compilation (~85 s on a 2-core CPU; the persistent cache in
+``dse/__init__.py`` keeps it across processes, where tracing and loading it take ~18 s).
 
 Numerics (why the derivative is what it is):
 
@@ -23,8 +23,8 @@ Numerics (why the derivative is what it is):
   (at an exact tie of ``max`` JAX splits it equally). A central finite difference across a
   kink differs; refine's line search, which only accepts measured improvement, is robust to it.
 * Request rate, hit rate and prefill load are settled by a bracketed root solve in
-  ``evaluate_system`` (``system._rate_root``); its derivative is the implicit one of the exact
-  root (one Newton step from it), not that of the solver's iterations.
+  ``evaluate_system`` (``system._rate_root``); its derivative is the implicit one at the root
+  (``system._at_root``: implicit function theorem), not that of the solver's iterations.
 * ``feasible`` is a step function (derivative 0 almost everywhere). At infeasible designs the
   derivatives are reported as 0 with ``feasible=False``; any non-finite tangent (never seen;
   tests check) is replaced by 0 and flagged ``finite=False``. The output never holds NaN.

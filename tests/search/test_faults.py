@@ -55,16 +55,26 @@ def _mark(path: Path):
     return path.stat().st_mtime_ns if path.exists() else None
 
 
+def _wait_for_progress(p: subprocess.Popen, written: Path) -> None:
+    """Until the search writes results: a file that already exists changes, or one that did not
+    changes after it appears (an Optuna journal is created before the model compiles, and a
+    kill timed from its creation would mostly land in the compile, which a cold JAX cache
+    stretches far beyond the search)."""
+    before = _mark(written)
+    for _ in range(1 if before is not None else 2):
+        while p.poll() is None and _mark(written) == before:
+            time.sleep(0.01)
+        before = _mark(written)
+
+
 def _reference(args, out: Path, written: Path) -> float:
-    """Run uninterrupted; returns how long it spent writing (first write to exit)."""
-    p, first = _run([*args, f"results_dir={out}", "run=ref"]), None
-    while p.poll() is None:
-        if first is None and _mark(written) is not None:
-            first = time.perf_counter()
-        time.sleep(0.02)
+    """Run uninterrupted; returns how long it spent writing results (first write to exit)."""
+    p = _run([*args, f"results_dir={out}", "run=ref"])
+    _wait_for_progress(p, written)
+    first = time.perf_counter()
     _, err = p.communicate()
     assert p.returncode == 0, err
-    return time.perf_counter() - (first or time.perf_counter())
+    return time.perf_counter() - first
 
 
 def _kill_and_resume(args, out: Path, written: Path, window: float, seed: int,
@@ -73,9 +83,8 @@ def _kill_and_resume(args, out: Path, written: Path, window: float, seed: int,
     within its share of ``window``; then run it to the end. Returns the kills that landed."""
     rng, kills = random.Random(seed), 0
     for _ in range(rounds):
-        before, p = _mark(written), _run([*args, f"results_dir={out}", f"run={run}"])
-        while p.poll() is None and _mark(written) == before:
-            time.sleep(0.01)
+        p = _run([*args, f"results_dir={out}", f"run={run}"])
+        _wait_for_progress(p, written)
         time.sleep(rng.uniform(0.0, window / rounds))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
