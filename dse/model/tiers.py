@@ -137,8 +137,8 @@ def restore_plan(
         return jnp.clip(safe_div(LINK_UTILIZATION * link_total, demand, 1.0), 0.0, 1.0)
 
     host_tokens = hits.host * input_tokens * carried(hits.host * input_tokens, host_link_total)
-    storage_tokens = hits.storage * input_tokens * carried(
-        hits.storage * input_tokens, storage_link_total
+    storage_tokens = (
+        hits.storage * input_tokens * carried(hits.storage * input_tokens, storage_link_total)
     )
     t_host = safe_div(host_tokens * bytes_per_token, host_bandwidth, 1e9) + HOST_LATENCY_S
     t_storage = (

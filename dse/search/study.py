@@ -164,6 +164,12 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     space = _space(cfg, choices, stack)
     ev = Evaluator(stack, model, space, chunk=whole(s, "chunk", 1 << 13, "search"))
     summary["space_size"] = space.size
+    warmup = None
+    if s.get("sensitivities"):  # compile the Jacobian while the search runs (2 cores: overlap)
+        from .gradients import compile_in_background
+
+        top = whole(dict(s.get("refine") or {}), "top", 8, "search.refine")
+        warmup = compile_in_background(stack, top)
     if engine == "exhaustive":
         result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress)
     else:
@@ -192,6 +198,8 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
     extra = {}
     if s.get("refine") or s.get("sensitivities"):
         with progress.phase("gradients (compiled once, then cached)"):
+            if warmup is not None:
+                warmup.wait()
             extra = _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s)
         for name, table in extra.items():
             written += write_table(table, out, name)

@@ -223,6 +223,10 @@ def test_gradients_match_central_differences(stack):
             atol = 1e-6 * np.abs(f0) / x  # 1e-6 in elasticity, d ln f / d ln x
             smooth = np.abs(right - left) <= 1e-3 * np.maximum(abs(right), abs(left)) + atol
             ad = np.array([[jac[(i, metric, f)] for f in fields] for i in range(len(rows))])
+            # the Jacobian kernel (implicit-derivative pass) and the sweep kernel (values only)
+            # agree on the values
+            value = table[(table.metric == metric) & (table.field == fields[0])]["value"]
+            assert np.allclose(value.to_numpy(), m0[metric], rtol=1e-6, atol=1e-9), metric
             total.update(checked=int((feas & smooth).sum()), kinks=int((feas & ~smooth).sum()),
                          nonzero=int((feas & smooth & (ad != 0)).sum()))  # fmt: skip
             bad = np.argwhere(feas & smooth & ~(np.abs(ad - central) <= 1e-4 * abs(central) + atol))

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from dse.model.hypothetical import HARDWARE_KNOBS
-from dse.search.gradients import CONTINUOUS_FIELDS, METRICS, UNITS, refine, sensitivities
+from dse.search.gradients import (
+    CONTINUOUS_FIELDS,
+    METRICS,
+    UNITS,
+    _jacobian,
+    compile_in_background,
+    refine,
+    sensitivities,
+)
 from dse.stack import Stack
 
 DESIGNS = {  # name -> (model, system, overrides); default software (fp8, MTP k=3)
@@ -42,6 +50,16 @@ def metrics(stack, designs):
     df = stack.evaluate_values(list(designs.values()))
     df.index = list(designs)
     return df
+
+
+def test_background_compile_is_the_program_sensitivities_run(stack, designs):
+    # First in this module, so the warm-up (not the ``table`` fixture) compiles the program.
+    warm = compile_in_background(stack, n=len(designs))
+    assert warm.wait() is None
+    compiled = _jacobian._cache_size()
+    table = sensitivities(stack, list(designs.values()))
+    assert _jacobian._cache_size() == compiled  # found compiled: no second trace or compile
+    assert len(table) == len(designs) * len(METRICS) * len(CONTINUOUS_FIELDS)
 
 
 def _d(table, name, metric, field, col="derivative"):
