@@ -97,7 +97,8 @@ def evaluate_system(
         rate, state = _at_root(settle, settle_const, root)
     else:
         rate, state = jax.lax.stop_gradient(_rate_root(settle, decode_rate))
-    hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch = state
+    hits, plan, uncached, agg_step, prefill_rate, prefill_batch = state
+    one = p.prefill_one(uncached)  # after the solve: the rate does not need it
     batch = p.batch
 
     # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are faster.
@@ -223,8 +224,7 @@ def _settler(p: Pools, k: Array, tau: Array):
         rate = jnp.where(
             disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
         )
-        one = p.prefill_one(uncached)
-        return rate, (hits, plan, uncached, agg_step, one, prefill_rate, prefill_batch)
+        return rate, (hits, plan, uncached, agg_step, prefill_rate, prefill_batch)
 
     return settle, decode_rate, dec
 
