@@ -23,6 +23,7 @@ tokens (LMCache, Mooncake), so they lengthen TTFT only when they take longer tha
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -120,9 +121,9 @@ def restore_plan(
     Restores overlap the prefill of the tokens that are computed anyway (misses and recomputed
     hits) layer by layer, so the critical path of a choice is ``max(prefill, restores)``; a
     restore that hides under the prefill is free, however slow per token. (Comparing a tier's
-    restore with the recompute of that tier's tokens alone sent a few hundred tokens left in
-    storage to be recomputed, 100 us of latency against 60 us of compute, although the 3,000
-    token prefill beside them hid the restore: more HBM then lowered throughput.)
+    restore with the recompute of that tier's tokens alone sent the few tokens left in storage
+    to be recomputed, as the restore's fixed 100 us exceeded their compute, although the
+    ~3,200-token prefill beside them hid it: more HBM then lowered throughput.)
 
     Each tier link carries at most ``LINK_UTILIZATION`` of its aggregate bandwidth
     (``*_link_total``, bytes/s for the whole system) at ``request_rate``; hits beyond that are
@@ -163,15 +164,10 @@ def restore_plan(
         (jnp.zeros_like(has_host), has_storage),
         (jnp.zeros_like(has_host), jnp.zeros_like(has_storage)),
     ]
-    best = None
-    for restore_host, restore_storage in choices:
-        critical, seconds, recompute = path(restore_host, restore_storage)
-        option = (critical, seconds, recompute, restore_host, restore_storage)
-        if best is None:
-            best = option
-        else:
-            better = critical < best[0]
-            best = tuple(jnp.where(better, new, old) for new, old in zip(option, best))
+    options = [(*path(h, s), h, s) for h, s in choices]
+    best = functools.reduce(
+        lambda a, b: tuple(jnp.where(b[0] < a[0], y, x) for x, y in zip(a, b)), options
+    )
     _, seconds, recompute, restore_host, restore_storage = best
     return Restore(
         seconds=seconds,
