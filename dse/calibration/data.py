@@ -51,8 +51,21 @@ class CalibrationData:
     skipped: list[str]  # why rows were left out
 
 
+def framework_of_stack(stack) -> str:
+    """The framework a measurement ran on, from the free-text ``stack`` cell ("Dynamo +
+    TensorRT-LLM", "SGLang (PD disagg, ...)", "vLLM 0.9.0 (ROCm 6.4.1)"); blank when unknown."""
+    text = str(stack).lower() if isinstance(stack, str) else ""
+    for key, name in (("sglang", "sglang"), ("vllm", "vllm"), ("tensorrt", "trtllm"),
+                      ("trt", "trtllm")):  # fmt: skip
+        if key in text:
+            return name
+    return ""
+
+
 def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
     df = pd.read_csv(path)
+    if "framework" not in df.columns and "stack" in df.columns:
+        df["framework"] = [framework_of_stack(v) for v in df["stack"]]
     scenarios, errors = parse_frame(df, catalog)
     keep, skipped = [], []
     target = np.full((len(df), len(METRICS)), np.nan)
@@ -61,9 +74,19 @@ def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
             target[:, j] = pd.to_numeric(df[m], errors="coerce").to_numpy()
     has_tpot = ~np.isnan(target[:, METRICS.index("tpot_ms")])
     target[has_tpot, METRICS.index("tok_s_user")] = np.nan
+    superseded = (
+        pd.to_numeric(df["superseded"], errors="coerce").fillna(0).to_numpy() > 0
+        if "superseded" in df.columns
+        else np.zeros(len(df), dtype=bool)
+    )
     for i, s in enumerate(scenarios):
         if s is None:
             skipped.append(errors[i])
+        elif superseded[i]:
+            skipped.append(
+                f"row {i + 2} ({df['id'].iloc[i]}): superseded snapshot (older software than "
+                "later public runs of the same setup); kept in the file for reference"
+            )
         elif np.all(np.isnan(target[i])):
             skipped.append(f"row {i + 2} ({df['id'].iloc[i]}): no measured metric")
         else:

@@ -1,15 +1,25 @@
-"""Fit the efficiency parameters to measurements with JAX gradients (MAP, hierarchical prior).
+"""Serving-level calibration: fit the framework and overlap parameters on serving measurements,
+with the kernel level held fixed (MAP with JAX gradients, hierarchical prior).
 
-Parametrization: fractions through a logit, positive quantities through a log, so the optimizer
-is unconstrained and every value stays physical. Each generation's parameter is a shared value
-plus a per-generation deviation; both carry Gaussian priors (shared around ``PRIOR``, wide;
-deviations around 0, narrow). Generations with few measurements therefore borrow strength
-from the others instead of being tuned to a handful of points, and generations with none get
-the shared value. One global runtime parameter is fitted too: the engine's per-rank batch cap,
-which sets saturated throughput.
+The kernel-level efficiencies (``efficiency.KERNEL_FIELDS``) come from public
+microbenchmarks (``dse/calibration/kernels.py``) and are *not* refitted here: serving
+measurements carry effects the model lacks (each engine's scheduler, datasets' length
+distributions, queueing), and letting the serving fit move kernel parameters is what once
+pushed a per-layer overhead to 60 us and HBM efficiency to 0.40. What the serving fit does
+estimate is what only serving runs show:
 
-Loss: weighted Huber on ``log(predicted / measured)`` (a relative error that treats 2x too slow
-and 2x too fast alike and is robust to the few rows whose mapping is doubtful).
+* per framework (TensorRT-LLM, vLLM, SGLang): host ms per engine step, us per running
+  sequence and the fraction of host work the overlap scheduler hides (``Runtime.fw_*``);
+* ``comm_overlap`` per generation (a shared value plus a narrow per-generation deviation);
+* the engine's per-rank batch cap (one global value);
+* kernel-level fields that a generation's own microbenchmarks do not pin down (``free``: for
+  example AMD's per-kernel time, for which no public launch benchmark exists), as a narrow
+  deviation from the kernel level's cross-generation value: each parameter is fitted at the
+  lowest level that has evidence for it.
+
+Parametrization: fractions through a logit, positive quantities through a log, so the
+optimizer is unconstrained and every value stays physical. Loss: weighted Huber on
+``log(predicted / measured)`` plus Gaussian priors around ``PRIOR`` / ``FRAMEWORK_PRIOR``.
 """
 
 from __future__ import annotations
@@ -25,30 +35,34 @@ from ..catalog import GENERATIONS
 from ..model.batched import evaluate_indexed
 from ..model.efficiency import (
     EFFICIENCY_FIELDS,
-    GENERATION_PRIOR,
+    FRAMEWORK_FIELDS,
+    FRAMEWORK_PRIOR,
+    FRAMEWORKS,
     PRIOR,
+    KERNEL_FIELDS,
+    SERVING_FIELDS,
     Efficiency,
     Runtime,
 )
 from ..model.serving import path_index
 from .data import METRICS, CalibrationData
 
-FRACTIONS = {
-    "gemm_mfu_fp4",
-    "gemm_mfu_fp8",
-    "gemm_mfu_bf16",
-    "attn_mfu",
-    "mbu",
-    "link_eff",
-    "moe_eff",
-    "comm_overlap",
-}
-SHARED_SIGMA = 1.0  # prior width of the shared value (logit/log units)
+FRACTIONS = {"comm_overlap", "overlap", "gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16",
+             "attn_mfu", "mbu", "link_eff", "moe_eff"}  # fmt: skip
+FREE_SIGMA = 0.3  # prior width of a serving-level refinement of a kernel field (logit/log units)
+SHARED_SIGMA = 1.0  # prior width of a shared value (logit/log units)
 DEVIATION_SIGMA = 0.2  # prior width of a generation's deviation from the shared value
+# Prior widths of a framework's host parameters around FRAMEWORK_PRIOR (log / logit units). The
+# per-step cost and the overlap are pinned by public framework evidence (FRAMEWORK_PRIOR's
+# sources) and by the batch-1 rows; the per-sequence cost is what only saturated runs show.
+FRAMEWORK_SIGMA = {
+    "step_ms": 0.3, "seq_us": 1.5, "overlap": 0.3, "request_ms": 1.0, "kernel_factor": 0.4,
+}  # fmt: skip
 HUBER_DELTA = 0.25
 # Scatter expected between a mean-value model and one public measurement (mapping assumptions,
 # unreported engine flags, run-to-run noise): ~15 %.
 OBS_SIGMA = 0.15
+FITTED_FRAMEWORKS = tuple(f for f in FRAMEWORKS if f != "static")
 
 
 def _to_unconstrained(field: str, value):
@@ -59,26 +73,67 @@ def _to_constrained(field: str, z):
     return jax.nn.sigmoid(z) if field in FRACTIONS else jnp.exp(z)
 
 
-def _unpack(theta: jnp.ndarray, base_rt: Runtime) -> tuple[Efficiency, Runtime]:
-    nf, ng = len(EFFICIENCY_FIELDS), len(GENERATIONS)
-    shared = theta[:nf]
-    dev = theta[nf : nf + nf * ng].reshape(nf, ng)
-    cols = [_to_constrained(f, shared[i] + dev[i]) for i, f in enumerate(EFFICIENCY_FIELDS)]
+def _sizes():
+    ns, ng, nfw = len(SERVING_FIELDS), len(GENERATIONS), len(FITTED_FRAMEWORKS)
+    return ns, ng, nfw
+
+
+def _unpack(
+    theta, base_eff: Efficiency, base_rt: Runtime, free: tuple = ()
+) -> tuple[Efficiency, Runtime]:
+    ns, ng, nfw = _sizes()
+    shared = theta[:ns]
+    dev = theta[ns : ns + ns * ng].reshape(ns, ng)
+    vals = {f: getattr(base_eff, f) for f in EFFICIENCY_FIELDS}
+    for i, f in enumerate(SERVING_FIELDS):
+        vals[f] = _to_constrained(f, shared[i] + dev[i])
+    off = ns + ns * ng
+    fw = theta[off : off + len(FRAMEWORK_FIELDS) * nfw].reshape(len(FRAMEWORK_FIELDS), nfw)
+    idx = jnp.asarray([FRAMEWORKS.index(n) for n in FITTED_FRAMEWORKS])
     fields = {k: getattr(base_rt, k) for k in Runtime.__dataclass_fields__}
-    rt = Runtime(**{**fields, "max_batch_per_rank": jnp.exp(theta[-1])})
-    return Efficiency(*cols), rt
+    for j, f in enumerate(FRAMEWORK_FIELDS):
+        fields[f"fw_{f}"] = jnp.asarray(fields[f"fw_{f}"]).at[idx].set(_to_constrained(f, fw[j]))
+    fields["max_batch_per_rank"] = jnp.exp(theta[-1])
+    start = off + len(FRAMEWORK_FIELDS) * nfw
+    for j, (f, g) in enumerate(free):
+        i = GENERATIONS.index(g)
+        z = _to_unconstrained_j(f, vals[f][i]) + theta[start + j]
+        vals[f] = vals[f].at[i].set(_to_constrained(f, z))
+    return Efficiency(**vals), Runtime(**fields)
 
 
-def initial_theta(base_rt: Runtime) -> np.ndarray:
-    nf, ng = len(EFFICIENCY_FIELDS), len(GENERATIONS)
-    shared = np.array([_to_unconstrained(f, PRIOR[f]) for f in EFFICIENCY_FIELDS])
-    return np.concatenate([shared, np.zeros(nf * ng), [np.log(float(base_rt.max_batch_per_rank))]])
+def _to_unconstrained_j(field: str, value):
+    return jnp.log(value / (1 - value)) if field in FRACTIONS else jnp.log(value)
 
 
-def predict_metrics(theta, data: CalibrationData, base_rt: Runtime, rows=None):
+def free_fields(evidence: dict[str, set[str]], generations) -> tuple[tuple[str, str], ...]:
+    """(field, generation) pairs the serving level may refine: kernel fields without
+    microbenchmark evidence for a generation that has serving measurements."""
+    return tuple(
+        (f, g) for g in GENERATIONS if g in set(generations) for f in KERNEL_FIELDS
+        if f not in evidence.get(g, set())
+    )  # fmt: skip
+
+
+def initial_theta(base_rt: Runtime, free: tuple = ()) -> np.ndarray:
+    ns, ng, nfw = _sizes()
+    shared = np.array([_to_unconstrained(f, PRIOR[f]) for f in SERVING_FIELDS])
+    fw = np.array(
+        [[_to_unconstrained(f, FRAMEWORK_PRIOR[n][f]) for n in FITTED_FRAMEWORKS]
+         for f in FRAMEWORK_FIELDS]  # fmt: skip
+    ).ravel()
+    return np.concatenate(
+        [shared, np.zeros(ns * ng), fw, np.zeros(len(free)),
+         [np.log(float(base_rt.max_batch_per_rank))]]
+    )  # fmt: skip
+
+
+def predict_metrics(
+    theta, data: CalibrationData, base_eff, base_rt: Runtime, rows=None, free: tuple = ()
+):
     """Predicted METRICS [n, 5] and feasibility [n] for ``rows`` (default all), differentiable in
     ``theta``. Rows are grouped by serving path (static) so each group traces only its path."""
-    eff, rt = _unpack(theta, base_rt)
+    eff, rt = _unpack(theta, base_eff, base_rt, free)
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
     paths = np.array(
         [path_index(float(data.designs.phase[i]), float(data.designs.mode[i])) for i in rows]
@@ -109,23 +164,27 @@ def _huber(x):
     return jnp.where(a <= HUBER_DELTA, 0.5 * x**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
-def make_loss(data: CalibrationData, base_rt: Runtime, rows: np.ndarray):
+def make_loss(
+    data: CalibrationData, base_eff: Efficiency, base_rt: Runtime, rows: np.ndarray, free=()
+):
     target = jnp.asarray(np.nan_to_num(data.target[rows], nan=1.0))
     weight = jnp.asarray(data.weight[rows])
-    nf = len(EFFICIENCY_FIELDS)
-    prior_shared = jnp.asarray(initial_theta(base_rt)[:nf])
+    ns, ng, nfw = _sizes()
+    theta0 = jnp.asarray(initial_theta(base_rt, free))
+    off_fw = ns + ns * ng + len(FRAMEWORK_FIELDS) * nfw  # end of the framework block
     rows_j = np.asarray(rows)
+    off = ns + ns * ng
 
     def loss(theta):
-        pred, _ = predict_metrics(theta, data, base_rt, rows_j)
+        pred, _ = predict_metrics(theta, data, base_eff, base_rt, rows_j, free)
         ratio = jnp.log(jnp.maximum(pred, 1e-9) / target)
         # Negative log-likelihood with observation noise OBS_SIGMA (in log units).
         fit = jnp.sum(weight * _huber(ratio)) / OBS_SIGMA**2
-        dev = theta[nf:-1]
-        shared = theta[:nf]
-        reg = jnp.sum(((shared - prior_shared) / SHARED_SIGMA) ** 2) + jnp.sum(
-            (dev / DEVIATION_SIGMA) ** 2
-        )
+        reg = jnp.sum(((theta[:ns] - theta0[:ns]) / SHARED_SIGMA) ** 2)
+        reg = reg + jnp.sum((theta[ns:off] / DEVIATION_SIGMA) ** 2)
+        sigma = jnp.repeat(jnp.asarray([FRAMEWORK_SIGMA[f] for f in FRAMEWORK_FIELDS]), nfw)
+        reg = reg + jnp.sum(((theta[off:off_fw] - theta0[off:off_fw]) / sigma) ** 2)
+        reg = reg + jnp.sum((theta[off_fw:-1] / FREE_SIGMA) ** 2)
         cap_reg = ((theta[-1] - jnp.log(2048.0)) / 1.5) ** 2
         n = jnp.maximum(jnp.sum((weight > 0).astype(jnp.float64)), 1.0)
         return (fit + 0.5 * (reg + cap_reg)) / n  # per measured metric, for a well-scaled optimizer
@@ -134,35 +193,51 @@ def make_loss(data: CalibrationData, base_rt: Runtime, rows: np.ndarray):
 
 
 def fit(
-    data: CalibrationData, base_rt: Runtime, rows: np.ndarray | None = None, maxiter: int = 300
+    data: CalibrationData,
+    base_eff: Efficiency,
+    base_rt: Runtime,
+    rows: np.ndarray | None = None,
+    maxiter: int = 300,
+    free: tuple = (),
 ) -> tuple[np.ndarray, float]:
-    """MAP estimate of the unconstrained parameter vector on ``rows`` (default: all)."""
+    """MAP estimate of the serving-level parameter vector on ``rows`` (default: all), with the
+    kernel-level efficiencies of ``base_eff`` held fixed."""
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
-    vg = make_loss(data, base_rt, rows)
+    vg = make_loss(data, base_eff, base_rt, rows, free)
 
     def fun(x):
         v, g = vg(jnp.asarray(x))
         return float(v), np.asarray(g, dtype=np.float64)
 
     res = scipy.optimize.minimize(
-        fun, initial_theta(base_rt), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
+        fun, initial_theta(base_rt, free), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
     )
     return res.x, float(res.fun)
 
 
+def frameworks_seen(data: CalibrationData) -> set[str]:
+    codes = np.unique(np.asarray(data.designs.framework)).astype(int)
+    return {FRAMEWORKS[c] for c in codes if FRAMEWORKS[c] != "static"}
+
+
 def theta_to_calibration(
-    theta: np.ndarray, base_rt: Runtime, fitted_generations: set[str], provenance: dict
+    theta: np.ndarray,
+    base_eff: Efficiency,
+    base_rt: Runtime,
+    fitted: dict[str, bool],
+    provenance: dict,
+    free: tuple = (),
 ):
+    """A :class:`Calibration` from the serving fit over the kernel-level ``base_eff``;
+    ``fitted`` flags generations (by name) and frameworks (``framework:<name>``) with data.
+    Generations without serving data keep the kernel level's serving fields' prior."""
     from .params import Calibration
 
-    eff, rt = _unpack(jnp.asarray(theta), base_rt)
-    # Generations without data whose physics differs from GPUs keep their own prior.
+    eff, rt = _unpack(jnp.asarray(theta), base_eff, base_rt, free)
     for i, g in enumerate(GENERATIONS):
-        if g not in fitted_generations and g in GENERATION_PRIOR:
-            eff = Efficiency(
-                *[
-                    getattr(eff, f).at[i].set(GENERATION_PRIOR[g].get(f, getattr(eff, f)[i]))
-                    for f in EFFICIENCY_FIELDS
-                ]
-            )
-    return Calibration(eff, rt, {g: g in fitted_generations for g in GENERATIONS}, provenance)
+        if not fitted.get(g, False):
+            eff = Efficiency(**{
+                f: getattr(eff, f).at[i].set(getattr(base_eff, f)[i]) if f in SERVING_FIELDS
+                else getattr(eff, f) for f in EFFICIENCY_FIELDS
+            })  # fmt: skip
+    return Calibration(eff, rt, fitted, provenance)

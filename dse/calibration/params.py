@@ -6,6 +6,8 @@ File layout::
     efficiency:
       hopper: {gemm_mfu_fp8: 0.61, ..., _fitted: true}
       rubin:  {..., _fitted: false}   # no public measurements: the prior, said so in outputs
+    framework:
+      trtllm: {step_ms: 0.8, seq_us: 3.0, overlap: 0.85, _fitted: true}
     runtime: {latency_scaleout_us: 25.0, ...}
 
 A generation missing from the file gets the prior values, flagged as uncalibrated.
@@ -21,10 +23,14 @@ import yaml
 from ..catalog import GENERATIONS, conf_dir
 from ..model.efficiency import (
     EFFICIENCY_FIELDS,
-    PRIOR,
+    FRAMEWORK_FIELDS,
+    FRAMEWORK_PRIOR,
+    FRAMEWORKS,
+    RUNTIME_SCALARS,
     Efficiency,
     Runtime,
     default_runtime,
+    generation_prior,
     prior_efficiency,
 )
 
@@ -75,21 +81,29 @@ class Calibration:
         for g in GENERATIONS:
             vals = per_gen.get(g, {})
             fitted[g] = bool(vals.get("_fitted", False))
+            prior = generation_prior(g)
             for f in EFFICIENCY_FIELDS:
-                cols[f].append(float(vals.get(f, PRIOR[f])))
+                cols[f].append(float(vals.get(f, prior[f])))
         eff = Efficiency(*[jnp.asarray(cols[f], dtype=jnp.float64) for f in EFFICIENCY_FIELDS])
-        rt = default_runtime()
-        overrides = data.get("runtime", {})
-        bad = set(overrides) - set(Runtime.__dataclass_fields__)
+        overrides = data.get("runtime", {}) or {}
+        bad = set(overrides) - set(RUNTIME_SCALARS)
         if bad:
             raise ValueError(f"{path}: unknown runtime field(s) {sorted(bad)}")
-        rt = Runtime(
-            **{
-                k: jnp.asarray(float(overrides.get(k, getattr(rt, k))))
-                for k in Runtime.__dataclass_fields__
-            }
-        )
-        return cls(eff, rt, fitted, data.get("provenance", {}))
+        per_fw = data.get("framework", {}) or {}
+        unknown_fw = set(per_fw) - set(FRAMEWORKS)
+        if unknown_fw:
+            raise ValueError(
+                f"{path}: unknown framework(s) {sorted(unknown_fw)}; expected {FRAMEWORKS}"
+            )
+        rt = default_runtime()
+        scalars = {k: jnp.asarray(float(overrides.get(k, getattr(rt, k)))) for k in RUNTIME_SCALARS}
+        fw = {
+            f"fw_{f}": jnp.asarray(
+                [float(per_fw.get(n, {}).get(f, FRAMEWORK_PRIOR[n][f])) for n in FRAMEWORKS]
+            )
+            for f in FRAMEWORK_FIELDS
+        }
+        return cls(eff, Runtime(**scalars, **fw), fitted, data.get("provenance", {}))
 
     def save(self, path: Path | str) -> None:
         per_gen = {}
@@ -97,10 +111,16 @@ class Calibration:
             vals = {f: round(float(getattr(self.efficiency, f)[i]), 5) for f in EFFICIENCY_FIELDS}
             vals["_fitted"] = bool(self.fitted.get(g, False))
             per_gen[g] = vals
+        per_fw = {}
+        for i, n in enumerate(FRAMEWORKS):
+            vals = {f: round(float(getattr(self.runtime, f"fw_{f}")[i]), 5) for f in FRAMEWORK_FIELDS}
+            vals["_fitted"] = bool(self.fitted.get(f"framework:{n}", False))
+            per_fw[n] = vals
         data = {
             "provenance": self.provenance,
             "efficiency": per_gen,
-            "runtime": {k: float(getattr(self.runtime, k)) for k in Runtime.__dataclass_fields__},
+            "framework": per_fw,
+            "runtime": {k: float(getattr(self.runtime, k)) for k in RUNTIME_SCALARS},
         }
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w") as f:

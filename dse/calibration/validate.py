@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..model.efficiency import Runtime
+from ..model.efficiency import FRAMEWORKS, Runtime
 from .data import METRICS, CalibrationData
 from .fit import fit, predict_metrics
 
@@ -18,6 +18,7 @@ def errors_frame(pred: np.ndarray, data: CalibrationData, feasible: np.ndarray) 
     """One row per (scenario, measured metric): predicted, measured, signed % error."""
     recs = []
     f = data.frame
+    fw_codes = np.asarray(data.designs.framework).astype(int)
     for i in range(len(data.target)):
         for j, m in enumerate(METRICS):
             meas = data.target[i, j]
@@ -29,6 +30,7 @@ def errors_frame(pred: np.ndarray, data: CalibrationData, feasible: np.ndarray) 
                     id=f["id"].iloc[i], source=f.get("source", pd.Series([""] * len(f))).iloc[i],
                     hardware=f["hardware"].iloc[i], model=str(f["model"].iloc[i]).split("/")[-1],
                     phase=f["phase"].iloc[i], mode=f["mode"].iloc[i], metric=m,
+                    framework=FRAMEWORKS[fw_codes[i]], batch_band=batch_band(f.iloc[i]),
                     measured=meas, predicted=p, error_pct=100.0 * (p - meas) / meas,
                 )
             )  # fmt: skip
@@ -38,7 +40,16 @@ def errors_frame(pred: np.ndarray, data: CalibrationData, feasible: np.ndarray) 
 def cross_validate(
     data: CalibrationData, base_rt: Runtime, folds: int = 5, seed: int = 0
 ) -> pd.DataFrame:
-    """Held-out predictions for every measured point (k-fold over scenarios)."""
+    """Held-out predictions for every measured point (k-fold over scenarios). The kernel level
+    never sees a serving measurement, so it is fitted once; the serving level is refitted
+    without each fold."""
+    from ..catalog import load_catalog
+    from .fit import free_fields
+    from .kernels import evidenced, fit_kernels, load_kernel_rows
+
+    rows_k = load_kernel_rows(load_catalog())
+    base_eff, _, _ = fit_kernels(rows_k)
+    evidence = evidenced(rows_k)
     n = len(data.target)
     order = np.random.default_rng(seed).permutation(n)
     pred = np.full((n, len(METRICS)), np.nan)
@@ -46,11 +57,24 @@ def cross_validate(
     for k in range(folds):
         test = np.sort(order[k::folds])
         train = np.setdiff1d(np.arange(n), test)
-        theta, _ = fit(data, base_rt, train)
-        p, fz = predict_metrics(theta, data, base_rt, test)
+        free = free_fields(evidence, set(data.generation[train].tolist()))
+        theta, _ = fit(data, base_eff, base_rt, train, free=free)
+        p, fz = predict_metrics(theta, data, base_eff, base_rt, test, free)
         pred[test] = np.asarray(p)
         feas[test] = np.asarray(fz)
     return errors_frame(pred, data, feas)
+
+
+BANDS = ((1, "1"), (16, "2-16"), (64, "17-64"), (256, "65-256"), (1024, "257-1024"))
+
+
+def batch_band(row) -> str:
+    """Sequences in flight per instance (concurrency, else batch); blank = saturating."""
+    for col in ("concurrency", "batch"):
+        v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
+        if np.isfinite(v) and v > 0:
+            return next((name for hi, name in BANDS if v <= hi), ">1024")
+    return "saturating"
 
 
 def summary(errors: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -93,6 +117,8 @@ def error_report_markdown(errors: pd.DataFrame, title: str) -> str:
     parts = [f"**{title}**", ""]
     for by, name in (
         ("phase_metric", "phase:metric"),
+        ("batch_band", "batch band (sequences in flight)"),
+        ("framework", "framework"),
         ("hardware", "hardware"),
         ("model", "model"),
         ("source", "source"),

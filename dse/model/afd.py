@@ -25,8 +25,8 @@ from jax import Array
 
 from .layer import ACT_BYTES, Segment, Setup, embedding, logits
 from .numerics import safe_div, soft_max
-from .roofline import Cost, network_cost, overhead_cost
-from .step import attention_block, ffn_block
+from .roofline import Cost, network_cost
+from .step import attention_block, attention_overhead, ffn_block, ffn_overhead, host_overlapped
 
 
 def afd_link_bandwidth(att: Setup, ffn: Setup, attention_workers: Array) -> Array:
@@ -48,15 +48,11 @@ def afd_step(
     micro = Segment(seg.seqs / m, seg.q, seg.past, seg.absorbed)
     tokens = micro.tokens
     # Each side's per-layer fixed costs are part of its time per micro-batch pass.
-    t_attn = attention_block(att, (micro,), tokens).overlapped(att) + overhead_cost(
-        a.num_layers * att.eff.layer_overhead_us * 1e-6
-    )
+    t_attn = attention_block(att, (micro,), tokens).overlapped(att) + attention_overhead(att)
     # The FFN pool sees every attention worker's (and DP rank's) micro-batch at once, spread
     # over the DP ranks of one layer group.
     ffn_tokens = safe_div(tokens * d_a.dp * attention_workers, d_f.dp)
-    ffn_fixed_us = a.num_layers * ffn.eff.layer_overhead_us
-    ffn_fixed_us = ffn_fixed_us + a.num_moe_layers * ffn.eff.moe_layer_overhead_us
-    t_ffn = ffn_block(ffn, ffn_tokens).overlapped(ffn) + overhead_cost(ffn_fixed_us * 1e-6)
+    t_ffn = ffn_block(ffn, ffn_tokens).overlapped(ffn) + ffn_overhead(ffn)
     per_layer = 2.0 * tokens * d_a.dp * a.hidden_size * ACT_BYTES
     link = afd_link_bandwidth(att, ffn, attention_workers)
     t_link = a.num_layers * (safe_div(per_layer, link) + 2.0 * att.rt.latency_scaleout_us * 1e-6)
@@ -67,9 +63,8 @@ def afd_step(
     extra = (m - 1.0) * busiest
     share = [safe_div(x, pipelined.total) for x in pipelined.as_tuple()]
     total = pipelined + Cost(*[extra * w for w in share])
-    seqs = seg.seqs
-    fixed = att.eff.step_overhead_ms * 1e-3 + seqs * att.eff.seq_overhead_us * 1e-6
-    return total + logits(att, seg.tokens) + embedding(att, seg.tokens) + overhead_cost(fixed)
+    gpu = total + logits(att, seg.tokens) + embedding(att, seg.tokens)
+    return host_overlapped(att, gpu, seg.seqs)
 
 
 __all__ = ["afd_link_bandwidth", "afd_step"]

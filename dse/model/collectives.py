@@ -75,9 +75,16 @@ def moe_all_to_all_time(
 ) -> Array:
     """MoE dispatch+combine with the byte split already known: ``scaleup_bytes`` over the
     domain's links, ``scaleout_bytes`` over the NIC (0 when the group fits in one domain);
-    both links run concurrently."""
+    both links run concurrently. Dispatch and combine are two kernels, each with a fixed
+    latency (``a2a_latency_us`` inside the domain: one-sided NVLink all-to-all takes 19 us to
+    dispatch and 31 us to combine one token per rank on GB200, kernel_benchmarks.md §5.3; at
+    least the NIC's latency across domains)."""
     active = group > 1.0
     inside = jnp.minimum(group, hw.scaleup_domain)
     t_in = safe_div(scaleup_bytes, _scaleup_rate(hw, inside, eff))
     t_out = safe_div(scaleout_bytes, _scaleout_rate(hw, eff))
-    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, group, rt, eff), 0.0)
+    crosses = group > hw.scaleup_domain
+    one = jnp.where(
+        crosses, jnp.maximum(rt.latency_scaleout_us, eff.a2a_latency_us), eff.a2a_latency_us
+    )
+    return jnp.where(active, soft_max(t_in, t_out) + 2.0 * one * 1e-6, 0.0)

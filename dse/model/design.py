@@ -53,6 +53,9 @@ class Design(eqx.Module):
     # GEMM activation width; 0 = same as the weights (W8A8, W4A4). W4A8 / W4A16 run on the FP8 /
     # BF16 tensor peak (hardware.md §9: NVFP4 peak only for W4A4).
     act_bits: Array
+    # Serving framework: index into efficiency.FRAMEWORKS (0 static = GPU time only, 1 trtllm,
+    # 2 vllm, 3 sglang); sets the host work per step and how much of it is hidden.
+    framework: Array
 
     @property
     def gpus(self) -> Array:
@@ -71,11 +74,13 @@ class Design(eqx.Module):
 
 
 def make_design(**kw: float) -> Design:
-    """Convenience constructor with defaults (serve, agg, TP1, bf16, 1k/1k, no speculation)."""
+    """Convenience constructor with defaults (serve, agg, TP1, bf16, 1k/1k, no speculation,
+    TensorRT-LLM)."""
     defaults = dict(
         tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
         batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, prefix=0.0, spec_k=0.0,
         spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0, act_bits=0.0,
+        framework=1.0,
     )  # fmt: skip
     unknown = set(kw) - set(defaults)
     if unknown:

@@ -88,7 +88,9 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     # a request's time in the system is not decoding is spent waiting for and in prefill.
     in_flight = jnp.where(d.concurrency > 0, d.concurrency, batch * workers)
     closed_loop = safe_div(in_flight, rate) - d.osl * tpot
-    ttft = jnp.maximum(one.total + handoff, closed_loop)
+    # The framework's per-request host latency is part of the open-loop TTFT; the closed-loop
+    # value already contains whatever a request spends outside decoding.
+    ttft = jnp.maximum(one.total + handoff + s.rt.request_seconds(d.framework), closed_loop)
 
     ok_pools = (d.prefill_gpus > 0) & (d.decode_gpus >= d.gpus)
     fits = (cap >= 1.0) & (

@@ -35,12 +35,15 @@ from .system_design import SystemDesign
 from .tiers import kv_bytes_per_token
 
 
-def _design(sd: SystemDesign, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
+def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
     z = jnp.zeros_like(tp)
+    # SRAM-first chips run one compiler-scheduled program: no host framework in the token loop.
+    framework = jnp.where(hw.sram_first > 0, 0.0, sd.framework)
     return Design(
         tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
         phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, prefix=z,
         spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
+        framework=framework,
     )  # fmt: skip
 
 
@@ -70,14 +73,14 @@ class Pools:
         ffn_here = jnp.where(self.afd, 0.0, 1.0)
         with_draft = sd.spec_method == 1.0
 
-        dd = _design(sd, sd.tp, sd.pp, sd.ep, sd.dp, k, tau, self.ctx - 0.5 * osl, osl)
+        dd = _design(sd, hw_decode, sd.tp, sd.pp, sd.ep, sd.dp, k, tau, self.ctx - 0.5 * osl, osl)
         self.decode = Setup(arch, hw_decode, eff.select(hw_decode.generation), rt, dd)
         g = jnp.maximum(safe_div(sd.ffn_units, sd.ffn_pp, 1.0), 1.0)
         ffn_dp = jnp.maximum(g / sd.ffn_tp, 1.0)
-        fd = _design(sd, sd.ffn_tp, sd.ffn_pp, ffn_dp, ffn_dp, k, tau, isl, osl)
+        fd = _design(sd, hw_ffn, sd.ffn_tp, sd.ffn_pp, ffn_dp, ffn_dp, k, tau, isl, osl)
         self.ffn = Setup(arch, hw_ffn, eff.select(hw_ffn.generation), rt, fd)
         one = jnp.ones_like(sd.tp)
-        pd = _design(sd, sd.prefill_tp, one, sd.prefill_ep, sd.prefill_dp, k, tau, isl, osl)
+        pd = _design(sd, hw_prefill, sd.prefill_tp, one, sd.prefill_ep, sd.prefill_dp, k, tau, isl, osl)
         prefill_pool = Setup(arch, hw_prefill, eff.select(hw_prefill.generation), rt, pd)
         # Aggregated: the decode pool prefills (same setup); disaggregated: its own pool.
         self.prefill_setup = _select_setup(self.disagg, prefill_pool, self.decode)

@@ -25,11 +25,13 @@ from jax import Array
 
 from .layer import Segment, Setup, _gemm
 from .numerics import safe_div, safe_pow
-from .roofline import Cost, overhead_cost, select_cost
-from .step import draft_cost
+from .kernels import DENSE_MLP_KERNELS, GQA_ATTENTION_KERNELS
+from .roofline import Cost, select_cost
+from .step import draft_cost, kernel_overhead
 
 SPEC_METHODS = ("none", "mtp", "draft_model", "ngram")
-# A small draft model (Llama-3.2-1B: 16 layers, 3B: 28) pays launch gaps per layer; 24 assumed.
+# A small draft model (Llama-3.2-1B: 16 layers, 3B: 28) pays its kernels' fixed time per layer;
+# 24 layers assumed.
 DRAFT_MODEL_LAYERS = 24.0
 
 
@@ -54,7 +56,9 @@ def draft_model_cost(s: Setup, seg: Segment, k: Array, draft_params_b: Array) ->
     params = draft_params_b * 1e9 / d.tp
     width = s.arch.hidden_size
     one = _gemm(s, seg.seqs, params, d.weight_bits, width, width / d.tp, d.gemm_bits)
-    fixed = overhead_cost(jnp.asarray(DRAFT_MODEL_LAYERS) * s.eff.layer_overhead_us * 1e-6)
+    # A dense GQA draft layer launches attention + MLP kernels; plus its LM head and sampling.
+    kernels = DRAFT_MODEL_LAYERS * (GQA_ATTENTION_KERNELS + DENSE_MLP_KERNELS) + 2.0
+    fixed = kernel_overhead(s, jnp.asarray(kernels), jnp.asarray(DRAFT_MODEL_LAYERS), 0.0)
     return (one + fixed).scale(k)
 
 

@@ -2,14 +2,16 @@
 
 One step runs all ``num_layers`` layers (over ``pp`` stages in sequence for one micro-batch),
 hands activations between stages, computes logits for the tokens that need them, and pays the
-engine's fixed costs (per-layer launch gaps, per-step scheduling and sampling). Per layer:
+fixed costs of what runs: every kernel's fixed time (``kernels.py`` counts them per layer
+type), every collective's latency (``collectives.py``), and the serving framework's host work
+per step, partly hidden by its overlap scheduler. Per layer:
 
     attention projections + attention core + [TP all-reduce]
     + dense MLP + [TP all-reduce]                                   (dense layers)
     + router + routed experts + shared experts + [EP all-to-all]    (MoE layers)
 
-Collectives are not overlapped with compute here (engines overlap some with two micro-batches;
-the calibrated link efficiency absorbs the average).
+A calibrated fraction ``comm_overlap`` of the collectives hides behind compute (two-micro-batch
+overlap in SGLang/DeepSeek, TRT-LLM's overlap of shared and routed experts).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ import jax.numpy as jnp
 from jax import Array
 
 from .collectives import all_reduce_time, moe_all_to_all_time, send_recv_time
+from .kernels import (
+    attention_kernels_per_step,
+    ffn_kernels_per_step,
+    kernels_per_step,
+    layer_kernels,
+)
 from .layer import (
     ACT_BYTES,
     Segment,
@@ -69,6 +77,28 @@ def _moe_all_to_all(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     return network_cost(t)
 
 
+def moe_communication(s: Setup, tokens: Array, imbalance: Array) -> Cost:
+    """Collectives of one MoE layer for ``tokens`` per DP rank.
+
+    * Attention data parallel (``dp > 1``): each rank holds different tokens, so they are
+      dispatched to their experts' ranks and combined back (all-to-all, DeepEP-style), and
+      expert outputs are reduced over the MoE-TP ranks that split one expert.
+    * Attention tensor parallel (``dp = 1``): after the attention all-reduce every rank of the
+      group holds every token, so nothing is dispatched: each rank runs its local experts (or
+      expert shards) on the tokens routed to them and one all-reduce over the group sums the
+      partial outputs (TensorRT-LLM's TP/EP MoE, SGLang's EP MoE without DeepEP). This is the
+      layout of min-latency serving; an all-to-all there would pay two latencies for nothing.
+    """
+    d = s.design
+    replicated = d.dp <= 1.0
+    a2a = _moe_all_to_all(s, tokens, imbalance)
+    # With DP attention the token set of one MoE-TP group is dp x wider.
+    wide = tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0))
+    reduce_dp = _tp_all_reduce(s, wide, d.moe_tp)
+    reduce_tp = _tp_all_reduce(s, tokens, d.tp * d.dp)
+    return select_cost(replicated, reduce_tp, a2a + reduce_dp)
+
+
 class Block(NamedTuple):
     """Work of one half of every layer: kernels (``ops``) and collectives (``comm``)."""
 
@@ -101,22 +131,49 @@ def ffn_block(s: Setup, tokens: Array) -> Block:
     experts, imbalance = moe_experts(s, tokens)
     shared = dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
     moe_ops = (experts + shared).scale(a.num_moe_layers)
-    # Expert outputs are reduced over MoE-TP ranks; with DP attention the token set is dp x wider.
-    moe_reduce = _tp_all_reduce(
-        s, tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0)), d.moe_tp
-    )
-    moe_comm = (_moe_all_to_all(s, tokens, imbalance) + moe_reduce).scale(a.num_moe_layers)
+    moe_comm = moe_communication(s, tokens, imbalance).scale(a.num_moe_layers)
     return Block(dense_ops + moe_ops, dense_comm + moe_comm)
 
 
-def fixed_overhead(s: Setup, seqs: Array) -> Cost:
-    """Engine costs independent of the work: launch gaps per layer, scheduling per step and per
-    running sequence."""
+def kernel_overhead(s: Setup, kernels: Array, layers: Array, moe_layers: Array) -> Cost:
+    """Fixed GPU time of ``kernels`` fused kernels (``kernel_us`` each, times the framework's
+    ``kernel_factor``: the kernels it really launches) plus the per-layer synchronisation of
+    SRAM-first chips (0 on GPUs) over ``layers`` (``moe_layers``) layers."""
+    e = s.eff
+    launched = kernels * s.rt.kernel_factor(s.design.framework)
+    us = launched * e.kernel_us + layers * e.layer_sync_us + moe_layers * e.moe_layer_sync_us
+    return overhead_cost(us * 1e-6)
+
+
+def fixed_overhead(s: Setup) -> Cost:
+    """Fixed GPU time of one whole forward pass (every kernel of every layer and the step)."""
     a = s.arch
-    fixed = a.num_layers * s.eff.layer_overhead_us * 1e-6 + s.eff.step_overhead_ms * 1e-3
-    fixed = fixed + a.num_moe_layers * s.eff.moe_layer_overhead_us * 1e-6
-    fixed = fixed + seqs * s.eff.seq_overhead_us * 1e-6
-    return overhead_cost(fixed)
+    return kernel_overhead(s, kernels_per_step(a), a.num_layers, a.num_moe_layers)
+
+
+def attention_overhead(s: Setup) -> Cost:
+    """Fixed time of the attention halves of all layers (AFD attention side)."""
+    a = s.arch
+    return kernel_overhead(s, attention_kernels_per_step(a), a.num_layers, 0.0)
+
+
+def ffn_overhead(s: Setup) -> Cost:
+    """Fixed time of the FFN halves of all layers (AFD FFN side)."""
+    a = s.arch
+    return kernel_overhead(s, ffn_kernels_per_step(a), a.num_layers, a.num_moe_layers)
+
+
+def host_overlapped(s: Setup, gpu: Cost, seqs: Array) -> Cost:
+    """The step with the framework's host work added: ``gpu + host - overlap * min(gpu, host)``.
+
+    Host work per step (scheduling, input preparation, sampling, output processing) is
+    ``step + seqs * per_seq`` (``Runtime.framework``). An overlap scheduler prepares step n+1
+    while the GPU runs step n, so at ``overlap = 1`` the step takes ``max(gpu, host)``; without
+    one it takes ``gpu + host``. ``static`` (no framework, SRAM-first chips) adds nothing."""
+    step, per_seq, overlap = s.rt.framework(s.design.framework)
+    host = step + seqs * per_seq
+    hidden = overlap * jnp.minimum(gpu.total, host)
+    return gpu + overhead_cost(host - hidden)
 
 
 def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost:
@@ -131,7 +188,7 @@ def forward_cost(s: Setup, segs: tuple[Segment, ...], tokens_out: Array) -> Cost
     total = total + network_cost(handoff * (d.pp - 1.0))
     total = total + logits(s, tokens_out) + embedding(s, tokens)
     seqs = sum((seg.seqs for seg in segs), start=jnp.asarray(0.0))
-    return total + fixed_overhead(s, seqs)
+    return host_overlapped(s, total + fixed_overhead(s), seqs)
 
 
 def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:
@@ -144,9 +201,12 @@ def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:
     layer = attention_projections(s, tokens) + attention_core(s, (one,), sliding=False)
     experts, imbalance = moe_experts(s, tokens)
     moe = experts + dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
-    moe = moe + _moe_all_to_all(s, tokens, imbalance)
+    moe = moe + moe_communication(s, tokens, imbalance)
     is_moe = a.num_experts > 0
     mlp = dense_mlp(s, tokens, a.intermediate_size)
     ffn = select_cost(is_moe, moe, mlp)
-    per_token = layer + ffn + logits(s, tokens) + overhead_cost(s.eff.layer_overhead_us * 1e-6)
+    # One decoder layer plus the LM head and sampling per draft token, each kernel paying its
+    # fixed time (the draft runs inside the same CUDA graph as the target step).
+    fixed = kernel_overhead(s, layer_kernels(a, is_moe) + 2.0, 1.0, jnp.where(is_moe, 1.0, 0.0))
+    per_token = layer + ffn + logits(s, tokens) + fixed
     return per_token.scale(draft_tokens)

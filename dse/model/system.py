@@ -39,8 +39,9 @@ from .metrics import bound_code
 from .numerics import expected_max_poisson, finite_or, safe_div
 from .pools import Pools, decode_step
 from .precision import accuracy_penalty_pct
-from .roofline import select_cost
+from .roofline import Cost, select_cost
 from .speculation import expected_tokens_per_step, method_acceptance
+from .serving import mix_iterations
 from .step import forward_cost
 from .system_design import SystemDesign
 from .system_metrics import SYSTEM_REASONS, SystemMetrics
@@ -122,7 +123,7 @@ def evaluate_system(
         p.decode_segment(batch, k).tokens + 1.0,
     )
     ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
-    ttft = jnp.where(disagg, ttft_disagg, ttft_agg)
+    ttft = jnp.where(disagg, ttft_disagg, ttft_agg) + p.decode.rt.request_seconds(p.decode.design.framework)
 
     # Money and power.
     pool_d = accelerator_pool_cost(hw_decode, sd.decode_units, jnp.ones_like(rho), cost)
@@ -219,7 +220,7 @@ def _settler(p: Pools, k: Array, tau: Array):
         )  # fmt: skip
         uncached = jnp.clip(isl * (1.0 - hits.total) + plan.recompute_tokens, 1.0, isl)
         prefill_rate, prefill_batch = p.prefill_throughput(uncached)
-        agg_step = _agg_iteration(p, sd, batch, k, tau, uncached)
+        agg_step = _agg_iteration(p, sd, batch, k, tau, uncached, dec)
         agg_rate = safe_div(p.decode_workers * batch * tau, agg_step.total * osl)
         rate = jnp.where(
             disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
@@ -294,16 +295,21 @@ def _where(cond: Array, a, b):
     return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
 
 
-def _agg_iteration(p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached):
+def _agg_iteration(
+    p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached, decode_only: Cost
+):
     """Aggregated serving: one engine step decodes the running batch and prefills the prompts
     of the requests that replace finished ones (Little's law; chunked prefill). With MoE every
-    DP rank waits for the busiest one (expected maximum of Poisson arrivals)."""
+    DP rank waits for the busiest one (expected maximum of Poisson arrivals). Below one prompt
+    per iteration the mean is a mixture of decode-only iterations and iterations with one
+    whole prompt (``serving.mix_iterations``), not a fractional prompt in every iteration."""
     seg = p.decode_segment(batch, k)
     osl = jnp.maximum(p.profile.output_tokens, 1.0)
     synced = jnp.where(p.arch.num_experts > 0, sd.dp, 1.0)
     prompts = expected_max_poisson(seg.seqs * tau / osl, synced)
-    admitted = Segment(prompts, uncached, p.profile.input_tokens - uncached, absorbed=False)
-    return decode_step(p, sd, batch, k, extra=admitted)
+    n = jnp.maximum(prompts, 1.0)
+    admitted = Segment(n, uncached, p.profile.input_tokens - uncached, absorbed=False)
+    return mix_iterations(decode_only, decode_step(p, sd, batch, k, extra=admitted), prompts)
 
 
 def _divides(d: Array, n: Array) -> Array:

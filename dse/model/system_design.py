@@ -54,6 +54,7 @@ SYSTEM_DEFAULTS: dict[str, float] = dict(
     spec_k=0.0,
     draft_params_b=1.0,
     prompt_cache=1.0,
+    framework=1.0,  # index into efficiency.FRAMEWORKS: TensorRT-LLM (GPU pools; SRAM-first: static)
     host_gb_per_gpu=0.0,
     storage_tb=0.0,
     storage_gbs=0.0,
@@ -94,6 +95,7 @@ class SystemDesign(eqx.Module):
     spec_k: Array
     draft_params_b: Array
     prompt_cache: Array
+    framework: Array
     host_gb_per_gpu: Array
     storage_tb: Array
     storage_gbs: Array

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 from ..catalog import Catalog
 from ..model.design import DTYPE_BITS, MODES, PHASES
+from ..model.efficiency import DEFAULT_FRAMEWORK, FRAMEWORK_ALIASES, framework_code
 
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
     "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
-    "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype",
+    "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype", "framework",
 )  # fmt: skip
 OUTPUT_COLUMNS = (
     "ttft_ms",
@@ -93,6 +94,12 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
 
     phase, _ = _choice(row, "phase", PHASES, "serve")
     mode, _ = _choice(row, "mode", MODES, "agg")
+    # Blank framework: a phase-isolated row asks what one step takes on the GPU (a static
+    # batch, no scheduler: "static"); a serving row runs in the default engine.
+    fw_default = "static" if phase in ("prefill", "decode") else DEFAULT_FRAMEWORK
+    fw, fw_blank = _choice(row, "framework", tuple(FRAMEWORK_ALIASES), fw_default)
+    if fw_blank:
+        assumed.append(f"framework={fw_default}")
     wdt, w_default = _choice(row, "weight_dtype", ("bf16", "fp16", "fp8", "fp4"), "bf16")
     if w_default:
         assumed.append("weight_dtype=bf16")
@@ -219,6 +226,7 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, prefix=prefix,
         spec_k=spec_k, spec_tokens_per_step=tau or 0.0, prefill_gpus=prefill_gpus,
         decode_gpus=decode_gpus, act_bits=0.0 if a_default else DTYPE_BITS[adt],
+        framework=framework_code(fw),
     )  # fmt: skip
     return Scenario(model=model.id, hardware=hw.name, values=values, assumed=assumed)
 

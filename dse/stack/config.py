@@ -19,6 +19,7 @@ import yaml
 
 from ..catalog import Catalog, conf_dir
 from ..model.design import DTYPE_BITS
+from ..model.efficiency import DEFAULT_FRAMEWORK, framework_code
 from ..model.hypothetical import HARDWARE_KNOBS
 from ..model.speculation import SPEC_METHODS
 
@@ -33,7 +34,7 @@ SYSTEM_KEYS = {
 TIER_KEYS = {"host_gb_per_gpu", "storage_tb", "storage_gbs"}
 SOFTWARE_KEYS = {
     "title", "weight_dtype", "act_dtype", "kv_dtype", "batch", "speculation", "prompt_cache",
-    "sources", "notes",
+    "framework", "sources", "notes",
 }  # fmt: skip
 SPEC_KEYS = {"method", "k", "draft_params_b"}
 
@@ -170,11 +171,19 @@ def system_values(
         spec_method=float(SPEC_METHODS.index(method)), spec_k=k if method != "none" else 0.0,
         draft_params_b=number("software.speculation.draft_params_b", spec.get("draft_params_b", 1.0)),
         prompt_cache=1.0 if software.get("prompt_cache", True) else 0.0,
+        framework=_framework(software.get("framework", DEFAULT_FRAMEWORK)),
         host_gb_per_gpu=number("system.tiers.host_gb_per_gpu", tiers.get("host_gb_per_gpu", 0)),
         storage_tb=number("system.tiers.storage_tb", tiers.get("storage_tb", 0)),
         storage_gbs=number("system.tiers.storage_gbs", tiers.get("storage_gbs", 0)),
         **scales,
     )  # fmt: skip
+
+
+def _framework(value) -> float:
+    try:
+        return framework_code(str(value))
+    except ValueError as e:
+        raise ValueError(f"software.framework: {e}") from None
 
 
 def _name(index: dict[str, int], value: float) -> str:

@@ -47,7 +47,7 @@ def setup(model: str, hw=None, eff=None, rt=None, **design) -> Setup:
         hw if hw is not None else ideal_hardware(PEAK_TFLOPS),
         eff if eff is not None else ideal_efficiency(),
         rt if rt is not None else default_runtime(),
-        make_design(**design),
+        make_design(**{"framework": 0.0, **design}),  # static: no host work in the step
     )
 
 

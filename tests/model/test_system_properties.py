@@ -155,8 +155,13 @@ def monotonicity_violations(stack, bases, knobs) -> tuple[list[str], Counter]:
         "output_tok_s": (True, same), "tok_s_per_unit": (True, same),
         "tok_s_user": (True, held), "tpot_ms": (False, held), "ttft_ms": (False, calm),
     }  # fmt: skip
-    if set(knobs) <= set(CAPACITY):  # faster hardware: more requests/s, fewer LRU hits
-        compare["hit_rate"] = (True, held)
+    if set(knobs) <= set(CAPACITY):
+        # More capacity never leaves more tokens to prefill. (The raw hit rate may dip: it also
+        # counts hits a tier cannot restore, e.g. storage without a link, which are recomputed;
+        # a bigger HBM tier makes prefill cheaper, the rate rises and the LRU holds less per
+        # request. Seen: hbm_gb_scale 0.5 -> 0.8 gives
+        # hit rate 0.894 -> 0.885 while uncached tokens fall 15.2K -> 8.7K.)
+        compare["uncached_tokens"] = (False, held)
     broke = (x["feasible"][0] > 0.5) & (x["feasible"][1] < 0.5)
     count = Counter(designs=len(bases))
     fails = {"feasible": broke}
@@ -191,7 +196,7 @@ def test_faster_hardware_never_hurts_at_fixed_batch(stack, cache):
 
 def test_more_cache_capacity_never_hurts_at_fixed_batch(stack):
     total = _sweep_check(stack, CAPACITY, st.lists(system(cache=1.0), min_size=16, max_size=16), 60)
-    assert total["hit_rate"] > 2000 and total["ttft_ms"] > 1000
+    assert total["uncached_tokens"] > 2000 and total["ttft_ms"] > 1000
 
 
 def test_gradients_match_central_differences(stack):
