@@ -34,6 +34,10 @@ def random_designs(n: int, n_models: int, n_hw: int, seed: int = 0):
         isl=rng.integers(128, 131072, n).astype(np.float64), osl=rng.integers(16, 4096, n).astype(np.float64),
         spec_k=pick(0, 0, 1, 3), spec_tokens_per_step=pick(0, 1.5, 2.5), prefill_gpus=pick(0, 8, 16), decode_gpus=pick(8, 16, 32),
     )  # fmt: skip
+    # Fields added later (activation width, serving framework) only where the Design has them,
+    # so the same script times older checkouts.
+    extra = dict(act_bits=pick(0, 8), framework=pick(0, 1, 2, 3))
+    d.update({k: v for k, v in extra.items() if k in Design.__dataclass_fields__})
     d["prefix"] = np.floor(d["isl"] * rng.uniform(0, 0.95, n))
     d["spec_tokens_per_step"] = np.minimum(d["spec_tokens_per_step"], d["spec_k"] + 1)
     model_idx = rng.integers(0, n_models, n).astype(np.int32)

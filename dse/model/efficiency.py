@@ -85,7 +85,7 @@ PRIOR = dict(
 EVIDENCE: dict[str, tuple[float, float, str]] = {
     "gemm_mfu_bf16": (0.51, 0.84, "MAMF torch.matmul, H100..GB200 72.9-83.8 %, MI300X 51.4 % (ml-engineering)"),
     "gemm_mfu_fp8": (0.55, 0.80, "MAMF FP8 70.9-77.6 % (ml-engineering); FBGEMM H100 row-wise 55-58 % of 1979"),
-    "gemm_mfu_fp4": (0.40, 0.80, "no public NVFP4 per-shape table found; range = FP8's widened (kernel_benchmarks.md §8)"),
+    "gemm_mfu_fp4": (0.20, 0.80, "no public NVFP4/MXFP4 per-shape table found (kernel_benchmarks.md §8): unconstrained; the serving level fits it"),
     "gemm_half_tokens": (16.0, 160.0, "small-M GEMM curves: vLLM bench_fp8_gemm H100/SM100, DeepGEMM M=64/128 (kernel_benchmarks.md §1.3)"),
     "attn_mfu": (0.28, 0.75, "FA3 430-690 TFLOPS of 989 on H100/H200; FA4 645-889 of 2250 on SM100 (kernel_benchmarks.md §2.2)"),
     "mbu": (0.75, 0.92, "FlashMLA 3000 of 3350 GB/s; DeepGEMM 2668 GB/s; megakernel 78 %; BabelStream MI300X 81 % (§3)"),
@@ -103,10 +103,10 @@ EVIDENCE: dict[str, tuple[float, float, str]] = {
 # chips: no kernel launches, no host scheduler in the token loop, no DRAM page effects
 # (workloads.md §8, Groq ISCA'22). Their per-layer cost is synchronisation between the chips of
 # a layer and chip-to-chip hops: ``layer_sync_us`` / ``moe_layer_sync_us``. Set by hand (one
-# shared value each, not per point) so that Groq v1's public Llama-2-70B speed (~300 tok/s/user
-# on ~576 chips, workloads.md §8) is met: 80 layers in ~3.3 ms is ~40 us per layer all-in.
-# `tests/model/test_sram.py` checks the *other* public speeds (Llama-2-7B ~750, Mixtral ~480)
-# out of sample. Groq 3 LPX numbers are extrapolations.
+# shared value each, not per point) from Groq v1's three public speeds (Llama-2-70B ~300
+# tok/s/user on ~576 chips, Llama-2-7B ~750, Mixtral-8x7B ~480; workloads.md §8): 1.3-3.3 ms
+# per token over 32-80 layers is ~30-40 us per layer all-in. `tests/model/test_sram.py` checks
+# those speeds and says in its name that it is in-sample. Groq 3 LPX numbers are extrapolations.
 GENERATION_PRIOR: dict[str, dict[str, float]] = {
     "lpu": dict(
         gemm_mfu_fp8=0.6,

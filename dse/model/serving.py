@@ -17,6 +17,7 @@ path is traced, which is what batched search uses (``batched.py`` groups designs
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -260,6 +261,11 @@ def evaluate(
     generation picks its row. ``path`` (static, an index into PATHS) restricts the computation
     to one phase/mode; ``None`` computes all and selects by ``design.phase``/``design.mode``.
     """
+    # SRAM-first chips run one compiler-scheduled program: no host framework in the token loop
+    # (as in pools._design for the system model).
+    design = eqx.tree_at(
+        lambda d: d.framework, design, jnp.where(hw.sram_first > 0, 0.0, design.framework)
+    )
     s = Setup(arch, hw, efficiency.select(hw.generation), runtime, design)
     c = _Common(s)
     if path is not None:

@@ -92,11 +92,13 @@ def moe_communication(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     d = s.design
     replicated = d.dp <= 1.0
     a2a = _moe_all_to_all(s, tokens, imbalance)
-    # With DP attention the token set of one MoE-TP group is dp x wider.
+    # One all-reduce either way: over the whole group of the replicated tokens (dp = 1), or,
+    # with DP attention, over the MoE-TP ranks of one expert for a token set dp x wider.
     wide = tokens * jnp.maximum(1.0, safe_div(d.moe_tp, d.tp, 1.0))
-    reduce_dp = _tp_all_reduce(s, wide, d.moe_tp)
-    reduce_tp = _tp_all_reduce(s, tokens, d.tp * d.dp)
-    return select_cost(replicated, reduce_tp, a2a + reduce_dp)
+    reduce = _tp_all_reduce(
+        s, jnp.where(replicated, tokens, wide), jnp.where(replicated, d.tp * d.dp, d.moe_tp)
+    )
+    return reduce + a2a.scale(jnp.where(replicated, 0.0, 1.0))
 
 
 class Block(NamedTuple):

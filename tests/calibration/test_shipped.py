@@ -44,14 +44,19 @@ def test_every_used_microbenchmark_row_has_a_source(catalog):
 
 
 def test_kernel_level_values_sit_inside_the_public_evidence(shipped, kernel_fit):
-    _, _, gens = kernel_fit
+    """Values the microbenchmarks pin down sit inside their range; values the serving level
+    refined (no microbenchmark for that generation) are declared in the provenance if not."""
+    rows, _, gens = kernel_fit
+    ev = evidenced(rows)
+    declared = "\n".join(shipped.provenance.get("outside_evidence", []))
     outside = []
     for f in KERNEL_FIELDS:
         lo, hi, _ = EVIDENCE[f]
         for i, g in enumerate(GENERATIONS):
             v = float(getattr(shipped.efficiency, f)[i])
             if g in gens and not lo <= v <= hi:
-                outside.append(f"{f} ({g}) = {v:.4g} outside {lo:g}-{hi:g}")
+                if f in ev[g] or f"{f} ({g})" not in declared:
+                    outside.append(f"{f} ({g}) = {v:.4g} outside {lo:g}-{hi:g}")
     assert not outside, outside
 
 
@@ -84,8 +89,8 @@ def test_kernel_families_are_predicted_within_bounds(kernel_fit, family, bound_p
 def test_calibration_outputs_beside_it_are_written():
     ev = pd.read_csv(CAL_DIR / "evidence.csv")
     assert {"field", "generation", "value", "low", "high", "inside", "evidence"} <= set(ev.columns)
-    kernel = ev[~ev["generation"].str.startswith("framework:")]
-    assert kernel["inside"].all()
+    kernel = ev[(ev["level"] == "kernel") & ~ev["generation"].str.startswith("framework:")]
+    assert len(kernel) > 20 and kernel["inside"].all()
     assert (pd.read_csv(CAL_DIR / "kernel_residuals.csv")["source"].str.len() > 5).all()
 
 
@@ -125,16 +130,16 @@ def test_errors_file_describes_the_current_model(shipped, catalog, errors_file):
 
 
 @pytest.mark.parametrize(
-    "group, bound_median",
-    [("serve:throughput", 25.0), ("serve:tpot_ms", 25.0), ("serve:tok_s_user", 40.0),
-     ("serve:ttft_ms", 60.0)],
+    "by, group, bound_median",
+    [("phase", "serve:throughput", 20.0), ("phase", "serve:tpot_ms", 12.0),
+     ("phase", "serve:ttft_ms", 50.0), ("band", "1", 20.0), ("band", "2-16", 12.0)],
 )  # fmt: skip
-def test_held_out_errors_stay_bounded(errors_file, group, bound_median):
-    """Held-out (cross-validated) median |error| per phase stays under a bound that a 1.5x
-    regression of the model would break (today's figures are in validation.md)."""
+def test_held_out_errors_stay_bounded(errors_file, by, group, bound_median):
+    """Held-out (cross-validated) median |error| per phase and per small-batch band stays
+    under a bound that a 1.5x regression would break (today's figures: validation.md)."""
     from dse.calibration.validate import phase_group
 
     e = errors_file.dropna(subset=["error_pct_cv"])
-    e = e[phase_group(e) == group]
+    e = e[(phase_group(e) if by == "phase" else e["batch_band"]) == group]
     assert len(e) >= 4
-    assert float(e["error_pct_cv"].abs().median()) <= bound_median
+    assert float(e["error_pct_cv"].abs().median()) <= bound_median, group

@@ -50,9 +50,22 @@ def test_speculation_speedup_shrinks_as_batch_grows(catalog):
     # workloads.md §3: verification is nearly free while memory-bound, not once compute-bound;
     # EAGLE-3/MTP give ~1.8-2.4x at batch 1 and ~1.3-1.4x at batch 32-64.
     # Here (70B FP8, TP4 H200, 1K/256, k=3 at the default acceptance 0.75, tau 2.73):
-    # 2.5x at batch 1, 1.9x at 64, ~1.0x at 512 -- erosion slower than the measured 1.3-1.4x at
-    # 32-64, which also pays verification-kernel and tree overheads the roofline does not see.
+    # 2.5x at batch 1, 1.7x at 64, ~1.0x at 512 -- erosion slower than the measured 1.3-1.4x at
+    # 32-64 (a strict expected failure below), which also pays verification-kernel and tree
+    # overheads the roofline does not see.
     s1, s64, s512 = (_speedup(catalog, b) for b in (1, 64, 512))
     assert s1 > s64 > s512
     assert 1.6 <= s1 <= 3.1
     assert s512 < 1.2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known miss: published MTP/EAGLE speed-ups at batch 32-64 are 1.3-1.4x "
+    "(workloads.md §3); the model gives 2.1x at 32 and 1.7x at 64 (Llama-3.1-70B FP8, TP4 H200, "
+    "k=3, acceptance 0.75): verification kernels, tree attention and acceptance falling with "
+    "batch are not modelled. Flips when they are.",
+)
+def test_speculation_speedup_at_batch_32_to_64_matches_published(catalog):
+    for batch in (32, 64):
+        assert 1.2 <= _speedup(catalog, batch) <= 1.5

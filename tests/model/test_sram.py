@@ -58,7 +58,10 @@ def test_kv_cache_of_a_long_agentic_context_costs_chips(catalog):
         ("mixtral-8x7b", 16, 32, 480.0),
     ],
 )
-def test_groq_v1_decode_speed_within_25_percent_of_public_figures(catalog, model, tp, pp, measured):
+def test_groq_v1_decode_speed_in_sample_within_25_percent(catalog, model, tp, pp, measured):
+    """IN-SAMPLE: the LPU's per-layer synchronisation (``layer_sync_us``, ``moe_layer_sync_us``
+    in efficiency.GENERATION_PRIOR) was set by hand from these three public speeds, so this
+    checks the model's structure reproduces them with one shared value each, not accuracy."""
     cal = Calibration.load()
     arch, hw = catalog.model(model).arch, catalog.accelerator("groq_lpu").hw
     d = make_design(tp=tp, pp=pp, weight_bits=8, kv_bits=8, phase=1, batch=1, isl=2048, osl=512)
