@@ -16,12 +16,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from .layer import Segment, Setup, kv_bytes_per_token_layer
+from .layer import Segment, Setup
 from .memory import max_sequences, memory_per_gpu, usable_bytes
 from .metrics import REASONS, bound_code
 from .numerics import safe_div
 from .roofline import Cost
 from .step import draft_cost, forward_cost
+from .tiers import kv_bytes_per_token
 
 
 class DisaggResult(NamedTuple):
@@ -80,7 +81,8 @@ def disaggregated_serve(s: Setup, tau: Array, ctx: Array) -> DisaggResult:
     one = forward_cost(
         p, (Segment(jnp.asarray(1.0), new, d.prefix, absorbed=False),), jnp.asarray(1.0)
     )
-    kv_total = kv_bytes_per_token_layer(a, d.kv_bits) * a.num_layers * d.isl
+    # Sliding-window layers hand off at most their window (as memory.py and tiers.py count).
+    kv_total = kv_bytes_per_token(a, d.kv_bits, d.isl) * d.isl
     handoff = safe_div(
         kv_total, s.hw.scaleout_bandwidth * s.eff.link_eff * jnp.minimum(d.gpus, 8.0)
     )

@@ -259,16 +259,8 @@ def test_disagg_kv_handoff_of_an_mla_model():
     assert got == pytest.approx(4096 * DSV3_ELEMS * 1.0 / (8 * CX7 * 0.6), rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "dse/model/disagg.py hands off kv_bytes_per_token_layer x num_layers x isl: every layer "
-        "at the full prompt, although sliding-window layers hold at most the window (memory.py "
-        "and tiers.py count it so). gpt-oss-120b at isl 8192 FP8: the model moves 36 x 1024 B "
-        "per token (302 MB, 0.94 ms at 8 x 50 GB/s x 0.8) instead of (18 + 18 x 128/8192) x "
-        "1024 B (153 MB, 0.48 ms): 1.97x."
-    ),
-)
+# Fixed: disagg.py handed off every layer at the full prompt (gpt-oss-120b at isl 8192 FP8:
+# 36 x 1024 B per token, 0.94 ms, instead of (18 + 18 x 128/8192) x 1024 B, 0.48 ms: 1.97x).
 def test_disagg_kv_handoff_of_a_sliding_window_model_moves_only_the_window():
     per_layer = 2 * 8 * 64 * 1.0
     expected = 8192 * per_layer * (18 + 18 * 128 / 8192) / (8 * CX7 * 0.8)
