@@ -40,6 +40,8 @@ COLLECTIVES = ("tests/model/test_collectives.py",)
 COUNTS = ("tests/model/test_tier_counts.py",)
 LAYER = ("tests/model/test_layer.py",)
 TIERS = ("tests/model/test_tier_counts.py", "tests/model/test_tiers.py")
+KERNELS = ("tests/model/test_kernels.py", "tests/scenarios/test_framework.py")
+CALIBRATION = ("tests/calibration/test_shipped.py",)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,43 @@ class Mutation:
 
 
 MUTATIONS: tuple[Mutation, ...] = (
+    # Issue 14: the fixed costs of what runs (kernels, collectives' latency, framework host work).
+    Mutation(
+        "mla_kernels_x2", "dse/model/kernels.py",
+        "MLA_ATTENTION_KERNELS = 10.0", "MLA_ATTENTION_KERNELS = 20.0",
+        "kernels of an MLA attention layer x2", KERNELS,
+    ),
+    Mutation(
+        "moe_kernels_x0.5", "dse/model/kernels.py",
+        "MOE_KERNELS = 8.0", "MOE_KERNELS = 4.0",
+        "kernels of an MoE layer x0.5", KERNELS,
+    ),
+    Mutation(
+        "kernel_time_x2", "dse/model/step.py",
+        "us = launched * e.kernel_us", "us = 2.0 * launched * e.kernel_us",
+        "fixed time of every kernel x2", KERNELS,
+    ),
+    Mutation(
+        "host_work_x2", "dse/model/step.py",
+        "host = step + seqs * per_seq", "host = 2.0 * (step + seqs * per_seq)",
+        "framework host work per step x2", KERNELS,
+    ),
+    Mutation(
+        "a2a_latency_x2", "dse/model/collectives.py",
+        "soft_max(t_in, t_out) + 2.0 * one * 1e-6", "soft_max(t_in, t_out) + 4.0 * one * 1e-6",
+        "MoE dispatch/combine latency x2", KERNELS,
+    ),
+    Mutation(
+        "moe_tp_reduce_dropped", "dse/model/step.py",
+        "return reduce + a2a.scale(jnp.where(replicated, 0.0, 1.0))",
+        "return reduce.scale(0.5) + a2a.scale(jnp.where(replicated, 0.0, 1.0))",
+        "MoE all-reduce behind TP attention x0.5", KERNELS,
+    ),
+    Mutation(
+        "admitted_prompt_mixture_dropped", "dse/model/serving.py",
+        "w = jnp.minimum(prompts, 1.0)", "w = jnp.ones_like(prompts)",
+        "every iteration admits a whole prompt (mixture of iterations dropped)", CALIBRATION,
+    ),
     # ----- collectives -------------------------------------------------------------------------
     Mutation(
         "allreduce_x2", "dse/model/collectives.py",
@@ -128,7 +167,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "disagg_handoff_x2", "dse/model/disagg.py",
-        "kv_total = kv_bytes_per_token_layer(", "kv_total = 2.0 * kv_bytes_per_token_layer(",
+        "kv_total = kv_bytes_per_token(a,", "kv_total = 2.0 * kv_bytes_per_token(a,",
         "disaggregated KV hand-off bytes x2 (disagg.py)", COUNTS,
     ),
     Mutation(

@@ -39,7 +39,7 @@ BOUND_TEXT = {
     "decode_compute": "decode compute (FLOPs)",
     "decode_memory": "decode memory bandwidth (weights + KV bytes per step)",
     "decode_network": "scale-up/scale-out collectives in the decode step",
-    "decode_overhead": "fixed per-step and per-layer overheads (launch, sync, scheduling)",
+    "decode_overhead": "fixed time per step: every kernel's launch and ramp, the framework's host work",
     "prefill_pool": "the prefill pool (prompt processing sets the request rate)",
 }
 HW_SPECS = ("status", "fp8_tflops", "fp4_tflops", "mem_capacity_gb", "mem_bandwidth_tbs", "sram_mb",

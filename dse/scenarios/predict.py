@@ -31,6 +31,94 @@ def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | Non
     return scenarios, errors
 
 
+LAYOUT_COLUMNS = ("tp", "pp", "dp", "ep")
+MAX_PP = 8  # pipeline stages searched for a row without a layout (serving rarely uses more)
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def layout_is_free(row: dict) -> bool:
+    """An aggregated row that gives its GPU count but no parallel layout at all: dse searches
+    the layouts that fit and answers with the best (as a submitter would have tuned it)."""
+    mode = str(row.get("mode") or "agg").strip().lower()
+    return (
+        all(_blank(row.get(c)) for c in LAYOUT_COLUMNS)
+        and not _blank(row.get("gpus"))
+        and mode in ("agg", "nan")
+    )
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def layout_candidates(row: dict, catalog: Catalog) -> list[dict]:
+    """Every (tp, pp, dp, ep) over the row's GPUs that could be deployed: TP divides the heads,
+    PP at most MAX_PP and the layers, EP 1 or all TP x DP ranks (for MoE models, up to the
+    experts). Invalid ones are also refused by the schema; this keeps the list short."""
+    try:
+        gpus = int(float(row["gpus"]))
+        arch = catalog.model(str(row["model"])).arch
+    except (ValueError, TypeError, CatalogError):
+        return [dict(row, tp=row.get("gpus"))]  # let the schema say what is wrong
+    heads, layers = int(arch.num_attention_heads), int(arch.num_layers)
+    experts = int(arch.num_experts)
+    out = []
+    for pp in _divisors(gpus):
+        if pp > min(MAX_PP, layers):
+            continue
+        for tp in _divisors(gpus // pp):
+            if heads % tp:
+                continue
+            dp = gpus // (pp * tp)
+            eps = {1} if experts == 0 else {e for e in (1, tp, tp * dp) if e <= experts}
+            out += [dict(row, tp=tp, pp=pp, dp=dp, ep=ep) for ep in sorted(eps)]
+    return out or [dict(row, tp=row.get("gpus"))]
+
+
+# What "best" means for a row, by phase: the metric a submitter tunes the layout for.
+BEST_BY_PHASE = {"prefill": ("ttft_ms", min), "decode": ("tpot_ms", min),
+                 "serve": ("tok_s_gpu", max)}  # fmt: skip
+
+
+def _predict_free_layouts(df, free, catalog, calibration) -> pd.DataFrame:
+    """Rows without a layout: predict every candidate layout in one batch, keep the best."""
+    records = df.to_dict("records")
+    expanded, origin = [], []
+    for i, row in enumerate(records):
+        rows = layout_candidates(row, catalog) if i in free else [row]
+        expanded += rows
+        origin += [i] * len(rows)
+    pred = predict_frame(pd.DataFrame(expanded, columns=list(df.columns) + [
+        c for c in LAYOUT_COLUMNS if c not in df.columns]), catalog, calibration)  # fmt: skip
+    origin = np.asarray(origin)
+    keep = []
+    for i in range(len(records)):
+        cand = np.nonzero(origin == i)[0]
+        if i not in free:
+            keep.append(cand[0])
+            continue
+        phase = str(records[i].get("phase") or "serve").strip().lower()
+        metric, better = BEST_BY_PHASE.get(phase, BEST_BY_PHASE["serve"])
+        ok = [j for j in cand if bool(pred["feasible"].iloc[j])]
+        if not ok:
+            keep.append(cand[0])
+            pred.loc[cand[0], "reason"] = (
+                f"{pred['reason'].iloc[cand[0]]} (no layout of {records[i]['gpus']} GPUs works: "
+                f"{len(cand)} tried)"
+            ).strip()
+            continue
+        j = better(ok, key=lambda k: float(pred[metric].iloc[k]))
+        r = pred.iloc[j]
+        note = (f"layout searched ({len(cand)} tried, best {metric}): tp={r['tp']:g} "
+                f"pp={r['pp']:g} dp={r['dp']:g} ep={r['ep']:g}")  # fmt: skip
+        pred.loc[j, "assumed"] = "; ".join(x for x in (note, pred["assumed"].iloc[j]) if x)
+        keep.append(j)
+    return pred.iloc[keep].reset_index(drop=True)
+
+
 def predict_frame(
     df: pd.DataFrame, catalog: Catalog | None = None, calibration: Calibration | None = None
 ) -> pd.DataFrame:
@@ -68,6 +156,9 @@ def predict_frame(
                 out[col] = pd.to_numeric(merged, errors="coerce")
         out["feasible"] = out["feasible"].astype(bool)
         return out
+    free = [i for i, row in enumerate(df.to_dict("records")) if layout_is_free(row)]
+    if free:
+        return _predict_free_layouts(df, free, catalog, calibration)
     scenarios, errors = parse_frame(df, catalog)
     out = df.copy()
     # Measured values already in the input keep their data under measured_<name>.

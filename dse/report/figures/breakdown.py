@@ -22,7 +22,7 @@ STEP_PARTS = (
     ("compute_s", "compute (FLOPs)", "#4c72b0"),
     ("memory_s", "memory (HBM/SRAM bytes)", "#dd8452"),
     ("network_s", "links (collectives, net of overlap)", "#55a868"),
-    ("overhead_s", "overheads (launch, scheduling, per-layer)", "#8c8c8c"),
+    ("overhead_s", "fixed time (kernels, host work, per-layer sync)", "#8c8c8c"),
 )
 
 
