@@ -48,9 +48,13 @@ def test_knobs_apply_to_the_prefill_pool_only_when_it_shares_the_chip(stack):
     # gb200_nvl72's prefill pool is gb200 too: more FLOPs shorten TTFT.
     df = stack.evaluate([base, {**base, "flops_scale": 2.0}])
     assert df["ttft_ms"].iloc[1] < df["ttft_ms"].iloc[0]
+    assert df["ttft_ms"].iloc[1] < 0.95 * df["ttft_ms"].iloc[0]
+    # On its own chip (b200) the prefill pool is untouched: the same TTFT to the last digit
+    # (its pool is saturated at the same utilization, so no queue moves either).
     other = {**base, "prefill_hw": stack.hw_index["b200"]}
     df = stack.evaluate([other, {**other, "flops_scale": 2.0}])
     assert np.isfinite(df["ttft_ms"]).all()
+    assert df["ttft_ms"].iloc[1] == pytest.approx(df["ttft_ms"].iloc[0], rel=1e-9)
 
 
 def test_system_config_rejects_a_bad_knob(stack):

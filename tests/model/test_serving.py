@@ -107,10 +107,15 @@ def test_decode_never_beats_the_memory_roofline(machine):
         bound = b * float(hardware(hw).mem_bandwidth) / per_gpu  # output tokens/s, instance
         achieved = float(m.tok_s_gpu[j]) * tp * dp
         assert 0 < achieved <= bound * (1 + 1e-12), (model, hw, achieved, bound)
-        # ... and is not absurdly far from it either (units, double counting)
-        assert achieved >= 0.02 * bound, (model, hw, achieved, bound)
-        if machine == "ideal" and not float(arch(model).num_experts):
-            assert achieved >= 0.85 * bound, (model, hw, achieved, bound)
+        # ... and not far from it either (units, double counting). Floors sit ~30 % under what
+        # the model gives today (2026-12-02), so a 2x error in any cost of the step breaks them:
+        # dense models stream their weights (calibrated 0.41-0.73 of the bound, ideal > 0.89);
+        # MoE models also pay routing, all-to-all and expert imbalance the bound leaves out
+        # (calibrated 0.05-0.21, ideal 0.21-0.98).
+        moe = bool(float(arch(model).num_experts))
+        floor = {("calibrated", False): 0.3, ("calibrated", True): 0.035,
+                 ("ideal", False): 0.85, ("ideal", True): 0.15}[(machine, moe)]  # fmt: skip
+        assert achieved >= floor * bound, (model, hw, achieved / bound)
         assert float(m.tpot_ms[j]) == pytest.approx(1e3 * b / achieved, rel=1e-9)
 
 

@@ -27,7 +27,9 @@ def many_stats():
     return [_stats(s) for s in SEEDS]
 
 
-def test_default_seed_reproduces_seed_session(seed_stats):
+def test_default_seed_reproduces_seed_session_in_sample(seed_stats):
+    """IN-SAMPLE: DEFAULT_SEED was chosen by scanning seeds for the closest match to these
+    figures, so this pins that seed's session; the honest check is the average over seeds."""
     s = seed_stats
     assert abs(s["requests"] / 283 - 1) <= 0.05
     assert s["main_requests"] == 58
