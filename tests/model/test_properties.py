@@ -7,8 +7,10 @@ HBM roofline and prefill never beats the compute roofline. ``derandomize`` keeps
 reproducible; shapes match ``tests.support.run`` so the compiled model is reused.
 """
 
+import os
+
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dse.catalog import load_catalog
@@ -16,18 +18,34 @@ from tests.support import ACCELERATORS, MODELS, hardware, metrics_matrix, run, s
 
 PREFILL, DECODE, SERVE = 0.0, 1.0, 2.0
 FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0)  # as many as the accelerator table: same compiled shapes
-CHECK = settings(max_examples=100, deadline=None, derandomize=True,
+# CI: derandomized, no shrinking (reproducible and fast). DSE_HYPOTHESIS=dev: random examples
+# and shrinking to a minimal counterexample, for hunting bugs locally.
+_DEV = os.environ.get("DSE_HYPOTHESIS") == "dev"
+CHECK = settings(max_examples=300 if _DEV else 100, deadline=None, derandomize=not _DEV,
+                 phases=tuple(Phase) if _DEV else (Phase.explicit, Phase.reuse, Phase.generate),
                  suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 
-DESIGN = st.fixed_dictionaries({
-    "model": st.sampled_from(MODELS),
-    "tp": st.sampled_from([1, 2, 4, 8]),
-    "weight_bits": st.sampled_from([16, 8, 4]),
-    "kv_bits": st.sampled_from([16, 8]),
-    "batch": st.integers(1, 512),
-    "isl": st.integers(16, 64_000),
-    "osl": st.integers(1, 4_000),
-})  # fmt: skip
+
+@st.composite
+def _design(draw):
+    """Parallelism (TP, PP, attention DP, EP over TP x DP), precision (FP4 KV included),
+    cached prefix, speculation and the serving framework, besides model, batch and lengths."""
+    tp, pp, dp = (draw(st.sampled_from(v)) for v in ([1, 2, 4, 8], [1, 1, 2, 4], [1, 1, 2, 8]))
+    isl = draw(st.integers(16, 64_000))
+    k = draw(st.sampled_from([0, 0, 1, 3]))
+    return {
+        "model": draw(st.sampled_from(MODELS)), "tp": tp, "pp": pp, "dp": dp,
+        "ep": draw(st.sampled_from([1, tp * dp])),
+        "weight_bits": draw(st.sampled_from([16, 8, 4])),
+        "kv_bits": draw(st.sampled_from([16, 8, 4])),
+        "batch": draw(st.integers(1, 512)), "isl": isl, "osl": draw(st.integers(1, 4_000)),
+        "prefix": float(int(isl * draw(st.sampled_from([0.0, 0.0, 0.5, 0.9])))),
+        "spec_k": k, "spec_tokens_per_step": 0.0,
+        "framework": draw(st.sampled_from([0.0, 1.0, 2.0, 3.0])),
+    }  # fmt: skip
+
+
+DESIGN = _design()
 
 
 def _sweep(design: dict, phase: float, hws):
