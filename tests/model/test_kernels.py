@@ -103,3 +103,40 @@ def test_tensor_parallel_attention_feeds_moe_by_all_reduce_not_all_to_all():
     t_dep = float(moe_communication(dep, tokens, imb).total) * 1e6
     assert t_tp == pytest.approx(7.0, rel=0.02)  # one all-reduce latency
     assert t_dep == pytest.approx(40.0, rel=0.02)  # dispatch + combine latencies
+
+
+def test_pipeline_stages_add_one_activation_hand_off_each():
+    """pp stages in sequence: (pp - 1) sends of tokens x hidden x 2 B over NVLink, each with
+    its latency, on top of the same per-layer work (split over stages, run one after another)."""
+    hw = hardware("h100_sxm")
+    eff = ideal_efficiency(collective_latency_us=5.0, link_eff=0.8)
+    seg = Segment(jnp.asarray(8.0), jnp.asarray(1.0), jnp.asarray(1000.0))
+
+    def step(pp):
+        s = Setup(arch("llama3.1-70b"), hw, eff, default_runtime(),
+                  make_design(tp=2, pp=pp, framework=0.0))  # fmt: skip
+        return float(forward_cost(s, (seg,), seg.tokens).network)
+
+    hidden = float(arch("llama3.1-70b").hidden_size)
+    one_send = 8.0 * hidden * 2.0 / (float(hw.scaleup_peer_bandwidth) * 0.8) + 5e-6
+    assert step(4) - step(1) == pytest.approx(3.0 * one_send, rel=1e-9)
+
+
+def test_a_draft_model_costs_k_small_forward_passes():
+    """speculation.draft_model_cost: k sequential passes of a dense draft of draft_params_b
+    billion parameters (TP-sharded like the target), each paying 24 layers x 9 kernels plus
+    its LM head and sampling at kernel_us: hand-counted on a memory-bound ideal machine."""
+    from dse.model.speculation import DRAFT_MODEL_LAYERS, draft_model_cost
+
+    hw = ideal_hardware(1000.0, tbs=2.0)  # 2 TB/s: the 1B draft is memory-bound
+    eff = ideal_efficiency(kernel_us=3.0)
+    s = Setup(arch("llama3.1-70b"), hw, eff, default_runtime(),
+              make_design(tp=2, weight_bits=8, framework=0.0))  # fmt: skip
+    seg = Segment(jnp.asarray(1.0), jnp.asarray(4.0), jnp.asarray(1000.0))
+    k, params_b = 3.0, 1.0
+    cost = draft_model_cost(s, seg, jnp.asarray(k), jnp.asarray(params_b))
+    width = float(arch("llama3.1-70b").hidden_size)
+    weight_bytes = params_b * 1e9 / 2 * 1.0  # FP8, half on each of 2 TP ranks
+    act_bytes = 1.0 * (width + width / 2) * 2.0
+    per_pass = (weight_bytes + act_bytes) / 2e12 + (DRAFT_MODEL_LAYERS * 9 + 2) * 3e-6
+    assert float(cost.total) == pytest.approx(k * per_pass, rel=1e-6)
