@@ -162,7 +162,6 @@ def load_kernel_rows(catalog: Catalog, root: Path | None = None) -> KernelRows:
     for _, r in read("allreduce").iterrows():
         gpus = _num(r["gpus"])
         busbw, lat = _num(r.get("busbw_gbs")), _num(r.get("latency_us"))
-        nvls = _num(r.get("nvls"))
         if np.isfinite(busbw):
             size = _num(r.get("size"))
             size = LARGE_MESSAGE if not np.isfinite(size) or size < 64e6 else size

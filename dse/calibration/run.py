@@ -17,7 +17,7 @@ from ..model.efficiency import (
     default_runtime,
 )
 from .data import METRICS, default_measurements_path, load_measurements
-from .fit import fit, free_fields, frameworks_seen, predict_metrics, theta_to_calibration
+from .fit import fit, frameworks_seen, free_fields, predict_metrics, theta_to_calibration
 from .kernels import evidence_table, evidenced, fit_kernels, load_kernel_rows, residuals
 from .params import Calibration, default_calibration_path
 from .validate import cross_validate, error_report_markdown, errors_frame, phase_group, summary

@@ -5,12 +5,12 @@ import equinox as eqx
 import jax.numpy as jnp
 import pytest
 
+from dse.model import make_design
 from dse.model.efficiency import FRAMEWORKS, default_runtime
 from dse.model.kernels import kernels_per_step
 from dse.model.layer import Segment, Setup
-from dse.model.step import forward_cost, host_overlapped, moe_communication
 from dse.model.roofline import Cost
-from dse.model import make_design
+from dse.model.step import forward_cost, host_overlapped, moe_communication
 from tests.support import arch, hardware, ideal_efficiency, ideal_hardware
 
 # Hand counts (kernels.py's docstring): GQA attention 5, MLA attention 10, dense MLP 4,
