@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..model.design import DTYPE_BITS
 from ..model.speculation import SPEC_METHODS
+from ..model.efficiency import framework_code
 from ..stack import Stack, load_group
 from ..stack.config import number as config_number
 
@@ -110,6 +111,11 @@ def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
     if not _blank(row.get("prompt_cache")):
         overrides["prompt_cache"] = 0.0 if str(row["prompt_cache"]).strip().lower() in (
             "0", "false", "no", "off") else 1.0  # fmt: skip
+    if not _blank(row.get("framework")):  # blank: the software config's (default trtllm)
+        try:
+            overrides["framework"] = framework_code(str(row["framework"]))
+        except ValueError as e:
+            raise ValueError(f"column framework: {e}") from None
     has_prefill_layout = bool((system.get("prefill") or {}).get("units")) or any(
         not _blank(row.get(c)) for c in ("prefill_tp", "prefill_dp")
     )

@@ -46,3 +46,15 @@ def test_an_unknown_framework_is_a_one_line_reason(out):
     row = out.loc["serve-bad"]
     assert not row["feasible"]
     assert "framework" in row["reason"] and "trtllm" in row["reason"] and "\n" not in row["reason"]
+
+
+def test_stack_rows_take_the_framework_too():
+    csv = (
+        "id,model,workload,system,software,batch,framework\n"
+        "trt,kimi-k2,agentic_coding,gb200_nvl72,nvfp4_mtp,4,\n"
+        "ideal,kimi-k2,agentic_coding,gb200_nvl72,nvfp4_mtp,4,static\n"
+        "bad,kimi-k2,agentic_coding,gb200_nvl72,nvfp4_mtp,4,tritonserver\n"
+    )
+    out = predict_frame(pd.read_csv(io.StringIO(csv))).set_index("id")
+    assert out.loc["ideal", "tok_s_user"] > out.loc["trt", "tok_s_user"]  # no host, fused
+    assert not out.loc["bad", "feasible"] and "framework" in out.loc["bad", "reason"]
