@@ -52,6 +52,28 @@ def tables():
     return archs, hws
 
 
+def f64(x) -> jnp.ndarray:
+    return jnp.asarray(float(x), dtype=jnp.float64)
+
+
+def calibrated_efficiency(hw_name: str, **fields: float) -> Efficiency:
+    """The shipped efficiencies of ``hw_name``'s generation, with ``fields`` set."""
+    eff = calibration().efficiency.select(hardware(hw_name).generation)
+    for f, v in fields.items():
+        eff = eqx.tree_at(lambda e, f=f: getattr(e, f), eff, f64(v))
+    return eff
+
+
+def runtime_with(**fields: float):
+    """The default runtime with scalar ``fields`` set."""
+    from dse.model import default_runtime
+
+    rt = default_runtime()
+    for f, v in fields.items():
+        rt = eqx.tree_at(lambda r, f=f: getattr(r, f), rt, f64(v))
+    return rt
+
+
 def arch(name: str):
     return load_catalog().model(name).arch
 

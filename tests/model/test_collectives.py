@@ -24,19 +24,16 @@ efficiency fields.
 
 from __future__ import annotations
 
-import functools
-
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
 
-from dse.catalog import load_catalog
-from dse.model import default_runtime, make_design
+from dse.model import make_design
 from dse.model import step as step_module
 from dse.model.collectives import all_reduce_time, moe_all_to_all_time, send_recv_time
 from dse.model.layer import Setup
-from tests.support import calibration
+from tests.support import arch, calibrated_efficiency, calibration, f64, runtime_with
+from tests.support import hardware as hw
 
 REL = 1e-9
 GB = 1e9
@@ -44,29 +41,13 @@ GB = 1e9
 # ----- helpers ----------------------------------------------------------------------------------
 
 
-def f64(x) -> jax.Array:
-    return jnp.asarray(float(x), dtype=jnp.float64)
-
-
-@functools.lru_cache(maxsize=None)
-def hw(name: str):
-    return load_catalog().accelerator(name).hw
-
-
-@functools.lru_cache(maxsize=None)
-def arch(name: str):
-    return load_catalog().model(name).arch
-
-
 def eff(name: str, link_eff: float, latency_us: float):
     """The calibrated efficiencies of ``name``'s generation with the two collective knobs set."""
-    base = calibration().efficiency.select(hw(name).generation)
-    base = eqx.tree_at(lambda e: e.link_eff, base, f64(link_eff))
-    return eqx.tree_at(lambda e: e.collective_latency_us, base, f64(latency_us))
+    return calibrated_efficiency(name, link_eff=link_eff, collective_latency_us=latency_us)
 
 
 def runtime(scaleout_latency_us: float = 25.0):
-    return eqx.tree_at(lambda r: r.latency_scaleout_us, default_runtime(), f64(scaleout_latency_us))
+    return runtime_with(latency_scaleout_us=scaleout_latency_us)
 
 
 _all_reduce = jax.jit(all_reduce_time)

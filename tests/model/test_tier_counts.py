@@ -25,40 +25,26 @@ import jax.numpy as jnp
 import pytest
 
 from dse.catalog import load_catalog
-from dse.model import default_runtime, make_design
+from dse.model import make_design
 from dse.model.afd import afd_link_bandwidth, afd_step
 from dse.model.disagg import disaggregated_serve
 from dse.model.layer import Segment, Setup, kv_bytes_per_token_layer
 from dse.model.tiers import HOST_LATENCY_S, STORAGE_LATENCY_S, TierHits, kv_bytes_per_token
 from dse.model.tiers import restore_plan as _restore_plan
-from tests.support import calibration
+from tests.support import arch, calibrated_efficiency, calibration, f64, runtime_with
+from tests.support import hardware as hw
 
 REL = 1e-9
 GB = 1e9
 CX7 = 400e9 / 8  # 400 Gb/s NIC per GPU, bytes/s (H100, H200, B200, GB200 catalog entries)
 
 
-def f64(x) -> jax.Array:
-    return jnp.asarray(float(x), dtype=jnp.float64)
-
-
-@functools.lru_cache(maxsize=None)
-def arch(name: str):
-    return load_catalog().model(name).arch
-
-
-@functools.lru_cache(maxsize=None)
-def hw(name: str):
-    return load_catalog().accelerator(name).hw
-
-
 def eff(name: str, link_eff: float = 0.8):
-    base = calibration().efficiency.select(hw(name).generation)
-    return eqx.tree_at(lambda e: e.link_eff, base, f64(link_eff))
+    return calibrated_efficiency(name, link_eff=link_eff)
 
 
 def runtime(scaleout_latency_us: float = 25.0):
-    return eqx.tree_at(lambda r: r.latency_scaleout_us, default_runtime(), f64(scaleout_latency_us))
+    return runtime_with(latency_scaleout_us=scaleout_latency_us)
 
 
 BYTES = {16.0: 2.0, 8.0: 1.0, 4.0: 4.5 / 8}  # NVFP4 carries one FP8 scale per 16 values
