@@ -65,11 +65,12 @@ OBS_SIGMA = 0.15
 FITTED_FRAMEWORKS = tuple(f for f in FRAMEWORKS if f != "static")
 
 
-def _to_unconstrained(field: str, value):
-    return np.log(value / (1 - value)) if field in FRACTIONS else np.log(value)
+def to_unconstrained(field: str, value):
+    """Logit of a fraction, log of a positive quantity (the optimizer's coordinates)."""
+    return jnp.log(value / (1 - value)) if field in FRACTIONS else jnp.log(value)
 
 
-def _to_constrained(field: str, z):
+def to_constrained(field: str, z):
     return jax.nn.sigmoid(z) if field in FRACTIONS else jnp.exp(z)
 
 
@@ -86,24 +87,20 @@ def _unpack(
     dev = theta[ns : ns + ns * ng].reshape(ns, ng)
     vals = {f: getattr(base_eff, f) for f in EFFICIENCY_FIELDS}
     for i, f in enumerate(SERVING_FIELDS):
-        vals[f] = _to_constrained(f, shared[i] + dev[i])
+        vals[f] = to_constrained(f, shared[i] + dev[i])
     off = ns + ns * ng
     fw = theta[off : off + len(FRAMEWORK_FIELDS) * nfw].reshape(len(FRAMEWORK_FIELDS), nfw)
     idx = jnp.asarray([FRAMEWORKS.index(n) for n in FITTED_FRAMEWORKS])
     fields = {k: getattr(base_rt, k) for k in Runtime.__dataclass_fields__}
     for j, f in enumerate(FRAMEWORK_FIELDS):
-        fields[f"fw_{f}"] = jnp.asarray(fields[f"fw_{f}"]).at[idx].set(_to_constrained(f, fw[j]))
+        fields[f"fw_{f}"] = jnp.asarray(fields[f"fw_{f}"]).at[idx].set(to_constrained(f, fw[j]))
     fields["max_batch_per_rank"] = jnp.exp(theta[-1])
     start = off + len(FRAMEWORK_FIELDS) * nfw
     for j, (f, g) in enumerate(free):
         i = GENERATIONS.index(g)
-        z = _to_unconstrained_j(f, vals[f][i]) + theta[start + j]
-        vals[f] = vals[f].at[i].set(_to_constrained(f, z))
+        z = to_unconstrained(f, vals[f][i]) + theta[start + j]
+        vals[f] = vals[f].at[i].set(to_constrained(f, z))
     return Efficiency(**vals), Runtime(**fields)
-
-
-def _to_unconstrained_j(field: str, value):
-    return jnp.log(value / (1 - value)) if field in FRACTIONS else jnp.log(value)
 
 
 def free_fields(evidence: dict[str, set[str]], generations) -> tuple[tuple[str, str], ...]:
@@ -117,9 +114,9 @@ def free_fields(evidence: dict[str, set[str]], generations) -> tuple[tuple[str, 
 
 def initial_theta(base_rt: Runtime, free: tuple = ()) -> np.ndarray:
     ns, ng, nfw = _sizes()
-    shared = np.array([_to_unconstrained(f, PRIOR[f]) for f in SERVING_FIELDS])
+    shared = np.array([float(to_unconstrained(f, PRIOR[f])) for f in SERVING_FIELDS])
     fw = np.array(
-        [[_to_unconstrained(f, FRAMEWORK_PRIOR[n][f]) for n in FITTED_FRAMEWORKS]
+        [[float(to_unconstrained(f, FRAMEWORK_PRIOR[n][f])) for n in FITTED_FRAMEWORKS]
          for f in FRAMEWORK_FIELDS]  # fmt: skip
     ).ravel()
     return np.concatenate(

@@ -49,10 +49,9 @@ from ..model.efficiency import (
 )
 from ..model.layer import ACT_BYTES
 from ..model.roofline import gemm_efficiency, op_cost
+from .fit import to_constrained, to_unconstrained
 
 DTYPE_BITS = {"bf16": 16.0, "fp16": 16.0, "fp8": 8.0, "fp4": 4.0}
-FRACTIONS = {"gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16", "attn_mfu", "mbu", "link_eff",
-             "moe_eff"}  # fmt: skip
 SHARED_SIGMA = 0.5  # prior width of the shared value around PRIOR (logit / log units)
 DEVIATION_SIGMA = 0.5  # prior width of one generation's deviation from the shared value
 HUBER_DELTA = 0.2
@@ -262,20 +261,12 @@ def predict(eff_all: Efficiency, rows: KernelRows):
 # ---- the fit ----------------------------------------------------------------------------------
 
 
-def _to_z(field, value):
-    return np.log(value / (1.0 - value)) if field in FRACTIONS else np.log(value)
-
-
-def _from_z(field, z):
-    return jax.nn.sigmoid(z) if field in FRACTIONS else jnp.exp(z)
-
-
 def _efficiency(theta, base: Efficiency) -> Efficiency:
     nf, ng = len(KERNEL_FIELDS), len(GENERATIONS)
     shared, dev = theta[:nf], theta[nf:].reshape(nf, ng)
     vals = {f: getattr(base, f) for f in EFFICIENCY_FIELDS}
     for i, f in enumerate(KERNEL_FIELDS):
-        vals[f] = _from_z(f, shared[i] + dev[i])
+        vals[f] = to_constrained(f, shared[i] + dev[i])
     return Efficiency(**vals)
 
 
@@ -292,7 +283,8 @@ def fit_kernels(rows: KernelRows, maxiter: int = 400) -> tuple[Efficiency, float
     with their own physics (``GENERATION_PRIOR``: SRAM-first chips), which keep it."""
     base = _base_efficiency()
     nf, ng = len(KERNEL_FIELDS), len(GENERATIONS)
-    prior = np.array([_to_z(f, generation_prior("hopper")[f]) for f in KERNEL_FIELDS])
+    start = generation_prior("hopper")
+    prior = np.array([float(to_unconstrained(f, start[f])) for f in KERNEL_FIELDS])
     target = jnp.asarray(np.log(rows.measured))
     # Each family weighs as much as the others in total (60 GEMM rows must not drown 2 steps).
     fam = pd.Series(rows.family)

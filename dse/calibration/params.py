@@ -95,6 +95,9 @@ class Calibration:
             raise ValueError(
                 f"{path}: unknown framework(s) {sorted(unknown_fw)}; expected {FRAMEWORKS}"
             )
+        fitted.update(
+            {f"framework:{n}": bool(v.get("_fitted", False)) for n, v in per_fw.items()}
+        )
         rt = default_runtime()
         scalars = {k: jnp.asarray(float(overrides.get(k, getattr(rt, k)))) for k in RUNTIME_SCALARS}
         fw = {

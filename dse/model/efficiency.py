@@ -205,6 +205,12 @@ FRAMEWORK_EVIDENCE: dict[str, tuple[float, float, str]] = {
 DEFAULT_FRAMEWORK = "trtllm"
 
 
+def effective_framework(sram_first: Array, code: Array) -> Array:
+    """The framework a chip really runs: SRAM-first chips run one compiler-scheduled program,
+    with no host framework in the token loop (``static``), whatever the software setting."""
+    return jnp.where(sram_first > 0, 0.0, code)
+
+
 def framework_code(name: str) -> float:
     """Float code of a framework name (or alias); raises ValueError with the choices."""
     key = str(name).strip().lower()

@@ -17,7 +17,7 @@ from ..catalog.hardware import Hardware, HostTier
 from ..workload.profile import WorkloadProfile
 from .afd import afd_step
 from .design import Design
-from .efficiency import Efficiency, Runtime
+from .efficiency import Efficiency, Runtime, effective_framework
 from .layer import Segment, Setup
 from .memory import (
     kv_bytes_per_sequence_gpu,
@@ -37,13 +37,11 @@ from .tiers import kv_bytes_per_token
 
 def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
     z = jnp.zeros_like(tp)
-    # SRAM-first chips run one compiler-scheduled program: no host framework in the token loop.
-    framework = jnp.where(hw.sram_first > 0, 0.0, sd.framework)
     return Design(
         tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
         phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, prefix=z,
         spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
-        framework=framework,
+        framework=effective_framework(hw.sram_first, sd.framework),
     )  # fmt: skip
 
 

@@ -26,7 +26,7 @@ from ..catalog.architecture import Architecture
 from ..catalog.hardware import Hardware
 from .design import Design
 from .disagg import disaggregated_serve
-from .efficiency import Efficiency, Runtime
+from .efficiency import Efficiency, Runtime, effective_framework
 from .layer import Segment, Setup
 from .memory import (
     max_sequences,
@@ -261,11 +261,8 @@ def evaluate(
     generation picks its row. ``path`` (static, an index into PATHS) restricts the computation
     to one phase/mode; ``None`` computes all and selects by ``design.phase``/``design.mode``.
     """
-    # SRAM-first chips run one compiler-scheduled program: no host framework in the token loop
-    # (as in pools._design for the system model).
-    design = eqx.tree_at(
-        lambda d: d.framework, design, jnp.where(hw.sram_first > 0, 0.0, design.framework)
-    )
+    fw = effective_framework(hw.sram_first, design.framework)
+    design = eqx.tree_at(lambda d: d.framework, design, fw)
     s = Setup(arch, hw, efficiency.select(hw.generation), runtime, design)
     c = _Common(s)
     if path is not None:

@@ -40,8 +40,8 @@ from .numerics import expected_max_poisson, finite_or, safe_div
 from .pools import Pools, decode_step
 from .precision import accuracy_penalty_pct
 from .roofline import Cost, select_cost
-from .speculation import expected_tokens_per_step, method_acceptance
 from .serving import mix_iterations
+from .speculation import expected_tokens_per_step, method_acceptance
 from .step import forward_cost
 from .system_design import SystemDesign
 from .system_metrics import SYSTEM_REASONS, SystemMetrics
@@ -123,7 +123,8 @@ def evaluate_system(
         p.decode_segment(batch, k).tokens + 1.0,
     )
     ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
-    ttft = jnp.where(disagg, ttft_disagg, ttft_agg) + p.decode.rt.request_seconds(p.decode.design.framework)
+    request = p.decode.rt.request_seconds(p.decode.design.framework)  # host path to 1st token
+    ttft = jnp.where(disagg, ttft_disagg, ttft_agg) + request
 
     # Money and power.
     pool_d = accelerator_pool_cost(hw_decode, sd.decode_units, jnp.ones_like(rho), cost)

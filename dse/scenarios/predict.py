@@ -14,7 +14,14 @@ from ..catalog import Catalog, CatalogError, load_catalog
 from ..model.batched import evaluate_many, stack
 from ..model.design import Design
 from ..model.metrics import BOUNDS, REASON_TEXT
-from .schema import EXTRA_OUTPUT_COLUMNS, OUTPUT_COLUMNS, Scenario, check_columns, parse_row
+from .schema import (
+    EXTRA_OUTPUT_COLUMNS,
+    OUTPUT_COLUMNS,
+    Scenario,
+    _blank,
+    check_columns,
+    parse_row,
+)
 
 
 def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | None], list[str]]:
@@ -33,10 +40,6 @@ def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | Non
 
 LAYOUT_COLUMNS = ("tp", "pp", "dp", "ep")
 MAX_PP = 8  # pipeline stages searched for a row without a layout (serving rarely uses more)
-
-
-def _blank(v) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
 def layout_is_free(row: dict) -> bool:

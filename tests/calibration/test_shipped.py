@@ -98,6 +98,7 @@ def test_framework_costs_outside_their_evidence_are_declared(shipped):
     """Every serving-level framework value outside its public range is listed in the file's
     provenance (nothing outside the evidence is silent)."""
     declared = "\n".join(shipped.provenance.get("outside_evidence", []))
+    assert sum(shipped.fitted.get(f"framework:{n}", False) for n in FRAMEWORKS) == 3
     for i, n in enumerate(FRAMEWORKS):
         if not shipped.fitted.get(f"framework:{n}", False):
             continue
