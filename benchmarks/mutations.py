@@ -42,6 +42,7 @@ LAYER = ("tests/model/test_layer.py",)
 TIERS = ("tests/model/test_tier_counts.py", "tests/model/test_tiers.py")
 KERNELS = ("tests/model/test_kernels.py", "tests/scenarios/test_framework.py")
 CALIBRATION = ("tests/calibration/test_shipped.py",)
+SERVING = ("tests/model/test_serving.py", "tests/model/test_fixed_workload.py")
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "storage-tier restore time x0.5", TIERS,
     ),
     Mutation(
-        "disagg_handoff_x2", "dse/model/disagg.py",
-        "kv_total = kv_bytes_per_token(a,", "kv_total = 2.0 * kv_bytes_per_token(a,",
-        "disaggregated KV hand-off bytes x2 (disagg.py)", COUNTS,
+        "fixed_prefix_ignored", "dse/model/fixed_workload.py",
+        "hit_curve=jnp.full(grid.shape, hit)", "hit_curve=jnp.full(grid.shape, 0.0 * hit)",
+        "dse predict rows' cached prefix ignored (fixed_workload.py)", SERVING,
+    ),
+    Mutation(
+        "fixed_disagg_batch_per_pool", "dse/model/fixed_workload.py",
+        "batch=jnp.where(d.concurrency > 0, d.concurrency / workers, 0.0)",
+        "batch=jnp.where(d.concurrency > 0, d.concurrency, 0.0)",
+        "disaggregated rows' clients not spread over decode workers (fixed_workload.py)",
+        SERVING,
     ),
     Mutation(
         "pools_handoff_x2", "dse/model/pools.py",

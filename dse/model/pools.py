@@ -8,6 +8,8 @@ the prefill and decode step costs.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -30,7 +32,7 @@ from .memory import (
 from .numerics import safe_div
 from .roofline import Cost, select_cost
 from .speculation import speculation_cost
-from .step import forward_cost
+from .step import draft_cost, forward_cost
 from .system_design import SystemDesign
 from .tiers import kv_bytes_per_token
 
@@ -43,6 +45,23 @@ def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) ->
         spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
         framework=effective_framework(hw.sram_first, sd.framework),
     )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """Which parts of the system model a compiled function traces (static; a smaller program
+    compiles and runs faster). The defaults trace everything and select per design; a caller
+    that knows its designs statically (``dse predict``'s fixed workloads: one serving mode, no
+    FFN pool, MTP drafting or none, no lower cache tiers) leaves the rest out. Values are the
+    same as with the defaults for every design the narrower trace admits."""
+
+    disagg: bool | None = None  # None: both serving modes, selected by prefill_units > 0
+    afd: bool = True  # False: no attention-FFN split traced (designs must have ffn_units 0)
+    draft_model: bool = True  # False: only MTP drafting (or none) traced
+    tiers: bool = True  # False: no host/storage restores (designs must have no lower tiers)
+
+
+FULL_TRACE = Trace()
 
 
 class Pools:
@@ -61,13 +80,20 @@ class Pools:
         sd: SystemDesign,
         k: Array,
         tau: Array,
+        trace: Trace = FULL_TRACE,
     ):
         self.arch, self.host, self.profile, self.sd = arch, host, profile, sd
+        self.trace = trace
         osl = jnp.maximum(profile.output_tokens, 1.0)
         self.ctx = profile.decode_context
         isl = profile.input_tokens
-        self.afd = sd.ffn_units > 0
-        self.disagg = sd.prefill_units > 0
+        self.afd = sd.ffn_units > 0 if trace.afd else jnp.zeros(jnp.shape(sd.tp), bool)
+        # Static where the trace knows the mode (designs of the other mode are not admitted).
+        self.disagg = (
+            sd.prefill_units > 0
+            if trace.disagg is None
+            else jnp.full(jnp.shape(sd.tp), trace.disagg)
+        )
         ffn_here = jnp.where(self.afd, 0.0, 1.0)
         with_draft = sd.spec_method == 1.0
 
@@ -78,10 +104,15 @@ class Pools:
         fd = _design(sd, hw_ffn, sd.ffn_tp, sd.ffn_pp, ffn_dp, ffn_dp, k, tau, isl, osl)
         self.ffn = Setup(arch, hw_ffn, eff.select(hw_ffn.generation), rt, fd)
         one = jnp.ones_like(sd.tp)
-        pd = _design(sd, hw_prefill, sd.prefill_tp, one, sd.prefill_ep, sd.prefill_dp, k, tau, isl, osl)
+        pd = _design(
+            sd, hw_prefill, sd.prefill_tp, one, sd.prefill_ep, sd.prefill_dp, k, tau, isl, osl
+        )
         prefill_pool = Setup(arch, hw_prefill, eff.select(hw_prefill.generation), rt, pd)
         # Aggregated: the decode pool prefills (same setup); disaggregated: its own pool.
-        self.prefill_setup = _select_setup(self.disagg, prefill_pool, self.decode)
+        if trace.disagg is None:
+            self.prefill_setup = _select_setup(self.disagg, prefill_pool, self.decode)
+        else:
+            self.prefill_setup = prefill_pool if trace.disagg else self.decode
 
         self.decode_workers = safe_div(sd.decode_units, sd.decode_worker)
         self.max_batch = max_sequences(self.decode, self.ctx, with_draft, ffn=ffn_here)
@@ -94,8 +125,12 @@ class Pools:
         self.max_context_fits = max_sequences(
             self.decode, profile.max_context, with_draft, ffn=ffn_here
         ) >= sd.dp * (1.0 - 1e-9)
-        ffn_mem = weight_bytes_per_gpu(self.ffn, False, attention=0.0) + workspace_bytes(self.ffn)
-        self.ffn_fits = (~self.afd) | (ffn_mem <= usable_bytes(self.ffn))
+        if trace.afd:
+            ffn_mem = weight_bytes_per_gpu(self.ffn, False, attention=0.0)
+            ffn_mem = ffn_mem + workspace_bytes(self.ffn)
+            self.ffn_fits = (~self.afd) | (ffn_mem <= usable_bytes(self.ffn))
+        else:
+            self.ffn_fits = jnp.ones(jnp.shape(sd.tp), bool)
         p_mem = weight_bytes_per_gpu(prefill_pool, False) + workspace_bytes(prefill_pool)
         self.prefill_fits = (~self.disagg) | (p_mem <= usable_bytes(prefill_pool))
         self.units_ok = (
@@ -107,13 +142,19 @@ class Pools:
         # Cache tiers live beside the pool that runs prefill.
         self.kv_bytes_per_token = kv_bytes_per_token(arch, sd.kv_bits, isl)
         ps = self.prefill_setup
-        running_kv = jnp.where(
-            self.disagg,
-            memory_per_gpu(
+
+        def prefill_running():
+            return memory_per_gpu(
                 ps, self._prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False
-            ),
-            memory_per_gpu(self.decode, self.batch, self.ctx, with_draft, ffn=ffn_here),
-        )
+            )
+
+        def decode_running():
+            return memory_per_gpu(self.decode, self.batch, self.ctx, with_draft, ffn=ffn_here)
+
+        if trace.disagg is None:
+            running_kv = jnp.where(self.disagg, prefill_running(), decode_running())
+        else:
+            running_kv = prefill_running() if trace.disagg else decode_running()
         free = jnp.maximum(usable_bytes(ps) - running_kv, 0.0)
         per_rank = safe_div(free, kv_bytes_per_sequence_gpu(ps, jnp.ones_like(free)))
         gpus = jnp.where(self.disagg, sd.prefill_units, sd.decode_units)
@@ -172,13 +213,36 @@ def _select_setup(flag: Array, a: Setup, b: Setup) -> Setup:
     return jax.tree.map(lambda x, y: jnp.where(flag, x, y), a, b)
 
 
-def decode_step(p: Pools, sd: SystemDesign, batch: Array, k: Array, extra=None) -> Cost:
+def step_extras(p: Pools, sd: SystemDesign, seg: Segment, k: Array) -> tuple[Cost | None, Cost]:
+    """(the attention-FFN split step of ``seg``, None where the trace has no FFN pool; the
+    drafting cost of ``seg``): the parts of a decode step that do not depend on admitted
+    prompts, so the steps with and without prompts share them."""
+    split = None
+    if p.trace.afd:
+        split = afd_step(p.decode, p.ffn, seg, p.decode_workers, sd.microbatches)
+    if p.trace.draft_model:
+        return split, speculation_cost(p.decode, seg, sd.spec_method, k, sd.draft_params_b)
+    zero = Cost(*(jnp.zeros_like(k),) * 5)
+    return split, select_cost(sd.spec_method == 1.0, draft_cost(p.decode, seg, k), zero)
+
+
+def decode_step(
+    p: Pools,
+    sd: SystemDesign,
+    batch: Array,
+    k: Array,
+    extra: Segment | None = None,
+    plain: Cost | None = None,
+    extras: tuple[Cost | None, Cost] | None = None,
+) -> Cost:
     """One decode step per worker: plain forward (optionally with admitted prompts, aggregated
-    serving) or the AFD split, plus drafting."""
+    serving) or the AFD split, plus drafting. ``plain`` (the forward) and ``extras``
+    (``step_extras``) may be passed where the caller has them already."""
     seg = p.decode_segment(batch, k)
-    segs = (seg,) if extra is None else (seg, extra)
-    tokens_out = seg.tokens + (0.0 if extra is None else extra.seqs)
-    plain = forward_cost(p.decode, segs, tokens_out)
-    split = afd_step(p.decode, p.ffn, seg, p.decode_workers, sd.microbatches)
-    step = select_cost(p.afd, split, plain)
-    return step + speculation_cost(p.decode, seg, sd.spec_method, k, sd.draft_params_b)
+    if plain is None:
+        segs = (seg,) if extra is None else (seg, extra)
+        tokens_out = seg.tokens + (0.0 if extra is None else extra.seqs)
+        plain = forward_cost(p.decode, segs, tokens_out)
+    split, draft = step_extras(p, sd, seg, k) if extras is None else extras
+    step = plain if split is None else select_cost(p.afd, split, plain)
+    return step + draft

@@ -4,11 +4,13 @@
   attending to the whole context) → TTFT.
 * ``decode``: a steady-state step of ``batch`` sequences at mean context ``isl + osl/2``,
   verifying ``spec_k`` draft tokens each and emitting ``tau`` tokens per step on average.
-* ``serve`` (aggregated, continuous batching with chunked prefill): each iteration advances
-  ``B`` running sequences and prefills the prompts of the requests that replace finished
-  ones, ``B * tau / osl`` per iteration (Little's law in steady state). Requests beyond the
-  batch that fits wait in a queue (Little's law again for the wait).
-* ``serve`` (disaggregated, ``disagg.py``): prefill and decode pools, rate-matched.
+* ``serve`` (aggregated or disaggregated): the system model (``system.serve_at``) on the
+  instance's fixed-length workload (``fixed_workload.py``), so ``dse predict`` and the
+  calibration evaluate exactly the functions the search does, with the benchmark's
+  closed-loop clients on top (``_serve``): aggregated, each iteration advances the running
+  sequences and prefills the prompts that replace finished ones (Little's law; chunked
+  prefill), and clients beyond the batch that fits queue; disaggregated, prefill and decode
+  pools are rate-matched.
 
 ``evaluate(..., path=None)`` computes every path and selects by the design's phase/mode codes
 (needed when one batch mixes phases, e.g. calibration data); with a static ``path`` only that
@@ -25,8 +27,8 @@ from jax import Array
 from ..catalog.architecture import Architecture
 from ..catalog.hardware import Hardware
 from .design import Design
-from .disagg import disaggregated_serve
 from .efficiency import Efficiency, Runtime, effective_framework
+from .fixed_workload import serve_fixed
 from .layer import Segment, Setup
 from .memory import (
     max_sequences,
@@ -36,8 +38,9 @@ from .memory import (
     workspace_bytes,
 )
 from .metrics import REASONS, Metrics, bound_code
-from .numerics import expected_max_poisson, finite_or, safe_div, safe_pow
+from .numerics import finite_or, safe_div, safe_pow
 from .step import draft_cost, forward_cost
+from .system import PREFILL_UTILIZATION
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
 
@@ -93,8 +96,9 @@ def _metrics(
 class _Common:
     """Quantities every path needs (computed once per design)."""
 
-    def __init__(self, s: Setup):
+    def __init__(self, s: Setup, eff: Efficiency):
         d = s.design
+        self.eff = eff  # every generation's parameters (the system pools select their own)
         self.tau = tokens_per_step(d, s.rt.spec_acceptance)
         self.spec = d.spec_k > 0
         self.ctx = decode_context(d)
@@ -108,30 +112,6 @@ class _Common:
         return jnp.where(
             ~self.weights_fit, REASONS["weights_exceed_memory"], jnp.where(ok, 0.0, otherwise)
         )
-
-
-def admitted_iteration(
-    s: Setup, dec: Segment, prompts: Array, new: Array, prefix: Array, draft
-) -> tuple:
-    """(cost of an iteration that admits ``max(prompts, 1)`` prompts, the same without the
-    draft: the iteration a new request's own prefill runs in)."""
-    n = jnp.maximum(prompts, 1.0)
-    admitted = Segment(n, new, prefix, absorbed=False)
-    first = forward_cost(s, (dec, admitted), dec.tokens + n)
-    return first + draft, first
-
-
-def mix_iterations(decode_only, with_prompts, prompts: Array):
-    """Mean iteration cost when ``prompts`` prompts arrive per iteration on average.
-
-    Below one prompt per iteration, most iterations decode only and a fraction ``prompts`` of
-    them also prefill one whole (chunk of a) prompt. Averaging the prompt into every iteration
-    instead (a fractional prompt) would be wrong where cost is not linear in tokens: an MoE
-    iteration with 4 decode tokens touches ~12 % of DeepSeek's experts, one with a 8K-token
-    prompt all of them (Jensen's inequality; the mean of the costs, not the cost of the mean).
-    From one prompt per iteration on, every iteration admits ``prompts`` of them."""
-    w = jnp.minimum(prompts, 1.0)
-    return decode_only.scale(1.0 - w) + with_prompts.scale(w)
 
 
 def _prefill(s: Setup, c: _Common) -> Metrics:
@@ -182,65 +162,77 @@ def _decode(s: Setup, c: _Common) -> Metrics:
     )
 
 
-def _serve_agg(s: Setup, c: _Common) -> Metrics:
+def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
+    """Serving under a benchmark's closed-loop clients: the system model on the instance's
+    fixed-length workload (``fixed_workload.serve_fixed``: the same step, iteration mixture,
+    rate matching and TTFT parts the search uses), with ``concurrency`` clients that each send
+    their next request when the last one finishes (``concurrency`` 0: as many as fit).
+
+    * Aggregated: clients beyond the batch that fits wait in a queue that drains at the
+      request rate (Little's law for the wait).
+    * Disaggregated: the prefill pool may run at full load (the clients bound its queue), and
+      the time a request spends outside decoding is the closed-loop Little's-law time
+      ``C / X - osl * TPOT``, never less than one prefill plus the hand-off and the host path.
+    """
     d = s.design
-    wanted = jnp.where(d.concurrency > 0, d.concurrency, c.cap)
-    running = jnp.maximum(jnp.minimum(wanted, c.cap), 1e-9)
-    micro = running / (d.dp * d.pp)
+    util = 1.0 if disagg else PREFILL_UTILIZATION  # aggregated: the utilization is not used
+    served, p, decode_rate = serve_fixed(
+        s.arch, s.hw, c.eff, s.rt, d, c.tau, disagg=disagg, prefill_utilization=util
+    )
     osl = jnp.maximum(d.osl, 1.0)
-    dec = Segment(micro, 1.0 + d.spec_k, c.ctx)
-    # New prompts land whole on single DP ranks. With MoE layers every rank joins every step's
-    # all-to-all, so the step waits for the busiest rank; dense DP replicas run independently.
-    synced = jnp.where(s.arch.num_experts > 0, d.dp, 1.0)
-    prompts = expected_max_poisson(micro * c.tau / osl, synced)
-    draft = draft_cost(s, dec, d.spec_k)
-    decode_only = forward_cost(s, (dec,), dec.tokens) + draft
-    with_prompts, first = admitted_iteration(s, dec, prompts, c.new, d.prefix, draft)
-    it = mix_iterations(decode_only, with_prompts, prompts)
-    req_rate = safe_div(running * c.tau, it.total * osl)
-    queue_wait = safe_div(jnp.maximum(wanted - running, 0.0), req_rate)
-    ttft = first.total + 0.5 * it.total + queue_wait + s.rt.request_seconds(d.framework)
-    tok_gpu = safe_div(running * c.tau, it.total) / d.gpus
-    ok = c.weights_fit & (c.cap >= 1.0)
-    mem = memory_per_gpu(s, running, c.ctx, c.spec)
+    rate, tpot = served.rate, served.tpot
+    workers = p.decode_workers
+    if disagg:
+        in_flight = jnp.where(d.concurrency > 0, d.concurrency, p.batch * workers)
+        closed_loop = safe_div(in_flight, rate) - d.osl * tpot
+        ttft = jnp.maximum(served.prefill_alone + served.handoff + served.request, closed_loop)
+        total_gpus = jnp.maximum(d.prefill_gpus + d.decode_gpus, 1.0)
+        ps = p.prefill_setup
+        per_rank = jnp.maximum(safe_div(s.rt.chunk_tokens, served.uncached), 1.0)
+        ok_pools = (d.prefill_gpus > 0) & (d.decode_gpus >= d.gpus)
+        fits = (c.cap >= 1.0) & (
+            memory_per_gpu(ps, per_rank * ps.design.dp, d.isl, c.spec) <= usable_bytes(ps)
+        )
+        feasible = ok_pools & fits & c.weights_fit
+        reason = jnp.where(
+            ~c.weights_fit,
+            REASONS["weights_exceed_memory"],
+            jnp.where(
+                ok_pools,
+                jnp.where(fits, 0.0, REASONS["no_sequence_fits"]),
+                REASONS["disagg_pools_missing"],
+            ),
+        )
+        bound = jnp.where(served.prefill_rate < decode_rate, 4.0, bound_code(served.step))
+    else:
+        wanted = jnp.where(d.concurrency > 0, d.concurrency, p.batch)
+        ttft = served.ttft + safe_div(jnp.maximum(wanted - p.batch, 0.0), rate)
+        total_gpus = d.gpus
+        feasible = c.weights_fit & (c.cap >= 1.0)
+        reason = c.reason(feasible, REASONS["no_sequence_fits"])
+        bound = bound_code(served.step)
+    tok_gpu = rate * osl / total_gpus
     return _metrics(
         ttft=ttft,
-        tpot=it.total / c.tau,
+        tpot=tpot,
         tok_gpu=tok_gpu,
         input_rate=tok_gpu * c.new / osl,
-        mem=mem,
-        batch=running,
-        feasible=ok,
-        reason=c.reason(ok, REASONS["no_sequence_fits"]),
-        bound=bound_code(it),
-        cost=it,
+        mem=memory_per_gpu(s, served.active, c.ctx, c.spec),
+        batch=served.active * workers,
+        feasible=feasible,
+        reason=reason,
+        bound=bound,
+        cost=served.step,
         cap=c.cap,
     )
+
+
+def _serve_agg(s: Setup, c: _Common) -> Metrics:
+    return _serve(s, c, disagg=False)
 
 
 def _serve_disagg(s: Setup, c: _Common) -> Metrics:
-    r = disaggregated_serve(s, c.tau, c.ctx)
-    osl = jnp.maximum(s.design.osl, 1.0)
-    # Weights that do not fit say so first (as on the other paths), then the pools' own reason.
-    reason = jnp.where(
-        ~c.weights_fit,
-        REASONS["weights_exceed_memory"],
-        jnp.where(r.reason > 0, r.reason, c.reason(r.feasible, REASONS["no_sequence_fits"])),
-    )
-    feasible = r.feasible & c.weights_fit
-    return _metrics(
-        ttft=r.ttft,
-        tpot=r.tpot,
-        tok_gpu=r.tok_s_gpu,
-        input_rate=r.tok_s_gpu * c.new / osl,
-        mem=r.memory,
-        batch=r.batch,
-        feasible=feasible,
-        reason=reason,
-        bound=r.bound,
-        cost=r.cost,
-        cap=c.cap,
-    )
+    return _serve(s, c, disagg=True)
 
 
 _PATH_FUNCS = (_prefill, _decode, _serve_agg, _serve_disagg)
@@ -264,7 +256,7 @@ def evaluate(
     fw = effective_framework(hw.sram_first, design.framework)
     design = eqx.tree_at(lambda d: d.framework, design, fw)
     s = Setup(arch, hw, efficiency.select(hw.generation), runtime, design)
-    c = _Common(s)
+    c = _Common(s, efficiency)
     if path is not None:
         out = _PATH_FUNCS[path](s, c)
     else:

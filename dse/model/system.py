@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -34,18 +36,17 @@ from .cost import (
     memory_tier_cost,
 )
 from .efficiency import Efficiency, Runtime
-from .layer import Segment
+from .layer import Segment, Setup
 from .metrics import bound_code
 from .numerics import expected_max_poisson, finite_or, safe_div
-from .pools import Pools, decode_step
+from .pools import Pools, decode_step, step_extras
 from .precision import accuracy_penalty_pct
 from .roofline import Cost, select_cost
-from .serving import mix_iterations
 from .speculation import expected_tokens_per_step, method_acceptance
 from .step import forward_cost
 from .system_design import SystemDesign
 from .system_metrics import SYSTEM_REASONS, SystemMetrics
-from .tiers import restore_plan, tier_hits
+from .tiers import Restore, TierHits, restore_plan, tier_hits
 
 # Utilization at which a disaggregated prefill pool is run (ASSUMPTION): an M/D/1 queue at
 # rho = 0.8 waits 2 service times on average (DistServe §3, workloads.md §5), a common
@@ -98,33 +99,13 @@ def evaluate_system(
         rate, state = _at_root(settle, settle_const, root)
     else:
         rate, state = jax.lax.stop_gradient(_rate_root(settle, decode_rate))
-    hits, plan, uncached, agg_step, prefill_rate, prefill_batch = state
-    one = p.prefill_one(uncached)  # after the solve: the rate does not need it
+    served = serve_at(p, k, tau, rate, state, dec)
+    hits, plan, uncached, agg_step = served.hits, served.plan, served.uncached, served.agg_step
+    prefill_rate, rho, active = served.prefill_rate, served.prefill_utilization, served.active
     batch = p.batch
-
-    # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are faster.
-    active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
-    dec_active = decode_step(p, sd, jnp.maximum(active, 1e-9), k)
-    step = jnp.where(disagg, dec_active.total, agg_step.total)
-    step_cost = select_cost(disagg, dec_active, agg_step)
-    tpot = step / tau
-    rho = jnp.where(disagg, safe_div(rate, prefill_rate), 0.0)
-
-    # TTFT: prefill of one request (restores overlap it layer by layer), KV hand-off, queue.
-    prefill_alone = jnp.maximum(one.total, plan.seconds)
-    queue = safe_div(rho, 2.0 * (1.0 - jnp.minimum(rho, 0.99))) * prefill_batch
-    ttft_disagg = prefill_alone + p.handoff_seconds + queue
-    first = forward_cost(
-        p.decode,
-        (
-            p.decode_segment(batch, k),
-            Segment(jnp.ones_like(batch), uncached, isl - uncached, False),
-        ),
-        p.decode_segment(batch, k).tokens + 1.0,
-    )
-    ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
-    request = p.decode.rt.request_seconds(p.decode.design.framework)  # host path to 1st token
-    ttft = jnp.where(disagg, ttft_disagg, ttft_agg) + request
+    step_cost = served.step
+    tpot = served.tpot
+    ttft = served.ttft
 
     # Money and power.
     pool_d = accelerator_pool_cost(hw_decode, sd.decode_units, jnp.ones_like(rho), cost)
@@ -199,34 +180,157 @@ def evaluate_system(
     )
 
 
-def _settler(p: Pools, k: Array, tau: Array):
+def admitted_iteration(
+    s: Setup, dec: Segment, prompts: Array, uncached: Array, past: Array
+) -> Cost:
+    """The engine iteration that admits ``max(prompts, 1)`` prompts of ``uncached`` new tokens
+    (after ``past`` cached ones) beside the running decode segment ``dec``, without drafting:
+    the iteration a new request's own prefill runs in (aggregated serving)."""
+    n = jnp.maximum(prompts, 1.0)
+    admitted = Segment(n, uncached, past, absorbed=False)
+    return forward_cost(s, (dec, admitted), dec.tokens + n)
+
+
+def mix_iterations(decode_only: Cost, with_prompts: Cost, prompts: Array) -> Cost:
+    """Mean iteration cost when ``prompts`` prompts arrive per iteration on average.
+
+    Below one prompt per iteration, most iterations decode only and a fraction ``prompts`` of
+    them also prefill one whole (chunk of a) prompt. Averaging the prompt into every iteration
+    instead (a fractional prompt) would be wrong where cost is not linear in tokens: an MoE
+    iteration with 4 decode tokens touches ~12 % of DeepSeek's experts, one with a 8K-token
+    prompt all of them (Jensen's inequality; the mean of the costs, not the cost of the mean).
+    From one prompt per iteration on, every iteration admits ``prompts`` of them."""
+    w = jnp.minimum(prompts, 1.0)
+    return decode_only.scale(1.0 - w) + with_prompts.scale(w)
+
+
+class Served(NamedTuple):
+    """What a system serves at request rate ``rate`` once the prefill state has settled: the
+    shared core of the search (``evaluate_system``, open loop) and of ``dse predict``'s fixed
+    workloads (``serving.py``, which puts closed-loop benchmark clients on top)."""
+
+    rate: Array  # requests/s
+    hits: TierHits
+    plan: Restore
+    uncached: Array  # prompt tokens prefilled per request
+    agg_step: Cost  # aggregated: the mean engine iteration (decode + admitted prompts)
+    prefill_rate: Array  # disaggregated: requests/s of the prefill pool at full load
+    prefill_batch: Array  # disaggregated: seconds of one batched prefill pass
+    active: Array  # sequences decoding per worker (fewer than the batch when prefill limits)
+    step: Cost  # the step that sets TPOT
+    tpot: Array  # s
+    prefill_utilization: Array  # rho of the prefill pool (0 aggregated)
+    prefill_alone: Array  # s: one request's prefill, restores overlapped
+    handoff: Array  # s: P/D KV hand-off (0 aggregated)
+    prefill_queue: Array  # s: M/D/1 wait at the prefill pool (0 aggregated)
+    request: Array  # s: the framework's host path to the first token
+    ttft: Array  # s, open loop
+
+
+def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> Served:
+    """TPOT and open-loop TTFT at ``rate`` with the prefill ``state`` that ``settle(rate)``
+    returned (``_settler``) and the full-batch decode step ``dec``."""
+    hits, plan, uncached, agg_step, first, prefill_rate, prefill_batch = state
+    sd, profile, batch, trace = p.sd, p.profile, p.batch, p.trace
+    disagg = sd.prefill_units > 0 if trace.disagg is None else jnp.asarray(trace.disagg)
+    osl = jnp.maximum(profile.output_tokens, 1.0)
+    zero = jnp.zeros_like(rate)
+
+    if trace.disagg is False:
+        active, step_cost, rho = batch, agg_step, zero
+        prefill_alone = handoff = queue = zero
+    else:
+        one = p.prefill_one(uncached)  # after the solve: the rate does not need it
+        # Disaggregated and prefill-limited: fewer sequences decode at once, so steps are
+        # faster.
+        active = jnp.minimum(batch, safe_div(rate * osl * dec.total, tau * p.decode_workers))
+        dec_active = decode_step(p, sd, jnp.maximum(active, 1e-9), k)
+        step_cost = select_cost(disagg, dec_active, agg_step)
+        rho = jnp.where(disagg, safe_div(rate, prefill_rate), 0.0)
+        # TTFT: prefill of one request (restores overlap it layer by layer), KV hand-off, queue.
+        prefill_alone = jnp.maximum(one.total, plan.seconds)
+        queue = safe_div(rho, 2.0 * (1.0 - jnp.minimum(rho, 0.99))) * prefill_batch
+        handoff = p.handoff_seconds
+    ttft_disagg = prefill_alone + handoff + queue
+    if trace.disagg is True:
+        ttft_agg = zero
+    else:
+        # Aggregated: the request's prompt runs in an iteration with the running batch and the
+        # other prompts admitted with it (``first``: ``admitted_iteration``), then half an
+        # iteration passes on average before its first token is returned.
+        ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
+    request = p.decode.rt.request_seconds(p.decode.design.framework)  # host path to 1st token
+    return Served(
+        rate=rate,
+        hits=hits,
+        plan=plan,
+        uncached=uncached,
+        agg_step=agg_step,
+        prefill_rate=prefill_rate,
+        prefill_batch=prefill_batch,
+        active=jnp.where(disagg, active, batch),
+        step=step_cost,
+        tpot=step_cost.total / tau,
+        prefill_utilization=rho,
+        prefill_alone=jnp.where(disagg, prefill_alone, zero),
+        handoff=jnp.where(disagg, handoff, zero),
+        prefill_queue=jnp.where(disagg, queue, zero),
+        request=request,
+        ttft=jnp.where(disagg, ttft_disagg, ttft_agg) + request,
+    )
+
+
+def _prompts_per_iteration(p: Pools, seg: Segment, tau: Array) -> Array:
+    """Prompts the busiest DP rank admits per iteration (Little's law: finished sequences are
+    replaced). With MoE every DP rank waits for the busiest one in each step's all-to-all, so
+    the expected maximum of Poisson arrivals over the ranks; dense DP replicas run alone."""
+    osl = jnp.maximum(p.profile.output_tokens, 1.0)
+    synced = jnp.where(p.arch.num_experts > 0, p.sd.dp, 1.0)
+    return expected_max_poisson(seg.seqs * tau / osl, synced)
+
+
+def _settler(p: Pools, k: Array, tau: Array, prefill_utilization: float = PREFILL_UTILIZATION):
     """``settle(rate) -> (F(rate), what prefill looks like at that rate)`` for the pools ``p``,
     plus the decode-only rate (F's upper bound) and the decode step. The per-token recompute
     cost that decides restore vs recompute is taken at the workload's new tokens (ASSUMPTION: a
     marginal cost, so that F depends on r alone)."""
-    profile, sd = p.profile, p.sd
-    disagg = sd.prefill_units > 0
+    profile, sd, trace = p.profile, p.sd, p.trace
+    disagg = sd.prefill_units > 0 if trace.disagg is None else jnp.asarray(trace.disagg)
     osl = jnp.maximum(profile.output_tokens, 1.0)
     isl = profile.input_tokens
     batch = p.batch
-    dec = decode_step(p, sd, batch, k)
+    extras = step_extras(p, sd, p.decode_segment(batch, k), k)
+    dec = decode_step(p, sd, batch, k, extras=extras)
     decode_rate = safe_div(p.decode_workers * batch * tau, dec.total * osl)
-    recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
+    if trace.tiers:
+        recompute_s = safe_div(p.prefill_one(profile.new_tokens).total, profile.new_tokens, 1e-3)
 
     def settle(rate):
         hits = tier_hits(profile.cache_grid, profile.hit_curve, p.capacities, rate, sd.prompt_cache)
-        plan = restore_plan(
-            hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth, recompute_s,
-            rate, p.host_link_total, p.storage_link_total,
-        )  # fmt: skip
+        if trace.tiers:
+            plan = restore_plan(
+                hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth,
+                recompute_s, rate, p.host_link_total, p.storage_link_total,
+            )  # fmt: skip
+        else:  # no lower tier: every hit is in HBM, nothing to restore
+            zero = jnp.zeros_like(rate)
+            plan = Restore(zero, zero, zero, zero)
         uncached = jnp.clip(isl * (1.0 - hits.total) + plan.recompute_tokens, 1.0, isl)
-        prefill_rate, prefill_batch = p.prefill_throughput(uncached)
-        agg_step = _agg_iteration(p, sd, batch, k, tau, uncached, dec)
+        # Only the traced serving mode's prefill is costed; the other's slot holds the decode
+        # step (a placeholder that ``where`` never selects).
+        if trace.disagg is False:
+            prefill_rate, prefill_batch = jnp.zeros_like(rate), jnp.zeros_like(rate)
+        else:
+            prefill_rate, prefill_batch = p.prefill_throughput(uncached)
+        if trace.disagg is True:
+            agg_step = first = dec
+        else:
+            agg_step, first = _agg_iteration(p, sd, batch, k, tau, uncached, dec, extras)
         agg_rate = safe_div(p.decode_workers * batch * tau, agg_step.total * osl)
         rate = jnp.where(
-            disagg, jnp.minimum(decode_rate, PREFILL_UTILIZATION * prefill_rate), agg_rate
+            disagg, jnp.minimum(decode_rate, prefill_utilization * prefill_rate), agg_rate
         )
-        return rate, (hits, plan, uncached, agg_step, prefill_rate, prefill_batch)
+        return rate, (hits, plan, uncached, agg_step, first, prefill_rate, prefill_batch)
 
     return settle, decode_rate, dec
 
@@ -297,20 +401,29 @@ def _where(cond: Array, a, b):
 
 
 def _agg_iteration(
-    p: Pools, sd: SystemDesign, batch: Array, k: Array, tau: Array, uncached, decode_only: Cost
+    p: Pools,
+    sd: SystemDesign,
+    batch: Array,
+    k: Array,
+    tau: Array,
+    uncached: Array,
+    decode_only: Cost,
+    extras: tuple,
 ):
     """Aggregated serving: one engine step decodes the running batch and prefills the prompts
     of the requests that replace finished ones (Little's law; chunked prefill). With MoE every
     DP rank waits for the busiest one (expected maximum of Poisson arrivals). Below one prompt
     per iteration the mean is a mixture of decode-only iterations and iterations with one
-    whole prompt (``serving.mix_iterations``), not a fractional prompt in every iteration."""
+    whole prompt (``mix_iterations``), not a fractional prompt in every iteration. Also returns
+    the iteration with prompts without drafting (``admitted_iteration``): the one a new
+    request's prefill runs in (its TTFT)."""
     seg = p.decode_segment(batch, k)
-    osl = jnp.maximum(p.profile.output_tokens, 1.0)
-    synced = jnp.where(p.arch.num_experts > 0, sd.dp, 1.0)
-    prompts = expected_max_poisson(seg.seqs * tau / osl, synced)
-    n = jnp.maximum(prompts, 1.0)
-    admitted = Segment(n, uncached, p.profile.input_tokens - uncached, absorbed=False)
-    return mix_iterations(decode_only, decode_step(p, sd, batch, k, extra=admitted), prompts)
+    prompts = _prompts_per_iteration(p, seg, tau)
+    past = p.profile.input_tokens - uncached
+    first = admitted_iteration(p.decode, seg, prompts, uncached, past)
+    admitted = Segment(jnp.maximum(prompts, 1.0), uncached, past, absorbed=False)
+    with_prompts = decode_step(p, sd, batch, k, extra=admitted, plain=first, extras=extras)
+    return mix_iterations(decode_only, with_prompts, prompts), first
 
 
 def _divides(d: Array, n: Array) -> Array:

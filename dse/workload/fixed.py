@@ -23,16 +23,17 @@ What each field becomes (the profile docstrings define them):
 
 ``prefix`` mirrors aiconfigurator's ``--prefix``: the first ``prefix`` tokens of every prompt are
 already cached (a shared system prompt that is always resident). It is 0 by default, as in
-aiconfigurator's default search. With a prefix the hit rate is ``prefix / isl`` once the cache
-holds anything at all (every grid point above zero capacity), only ``isl - prefix`` tokens are
-prefilled and they attend to the ``prefix`` cached ones.
+aiconfigurator's default search. With a prefix the hit rate is ``prefix / isl`` at any cache
+size and load (one hot shared prompt stays resident; see ``fixed_profile``), only
+``isl - prefix`` tokens are prefilled and they attend to the ``prefix`` cached ones. The profile itself is the model's
+:func:`dse.model.fixed_workload.fixed_profile`, the one ``dse predict``'s serving rows use.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dse.workload.cache import CACHE_GRID_TOKEN_S
+from dse.model.fixed_workload import fixed_profile
 from dse.workload.params import SessionParams
 from dse.workload.profile import WorkloadProfile, _f64
 
@@ -55,30 +56,8 @@ def fixed_length_profile(
     if not (np.isfinite(prefix) and 0.0 <= prefix < isl):
         raise ValueError(f"prefix={prefix:g} must be >= 0 and below isl={isl:g}")
     p = params if params is not None else SessionParams()
-    hit = prefix / isl
-    grid = np.asarray(CACHE_GRID_TOKEN_S, dtype=np.float64)
-    curve = np.where(grid > 0.0, hit, 0.0)
-    return WorkloadProfile(
-        input_tokens=_f64(isl),
-        output_tokens=_f64(osl),
-        new_tokens=_f64(isl - prefix),
-        reusable_fraction=_f64(hit),
-        prefill_past=_f64(prefix),
-        decode_context=_f64(isl + osl / 2.0),
-        max_context=_f64(isl + osl),
-        gap_s=_f64(0.0),
-        requests_per_session=_f64(1.0),
-        session_input_tokens=_f64(isl),
-        session_output_tokens=_f64(osl),
-        agents_in_flight=_f64(1.0),
-        sub_agent_input_fraction=_f64(0.0),
-        sub_agent_output_fraction=_f64(0.0),
-        spec_acceptance=_f64(
-            [p.spec_acceptance_mtp, p.spec_acceptance_draft, p.spec_acceptance_ngram]
-        ),
-        cache_grid=_f64(grid),
-        hit_curve=_f64(curve),
-    )
+    acceptance = [p.spec_acceptance_mtp, p.spec_acceptance_draft, p.spec_acceptance_ngram]
+    return fixed_profile(_f64(isl), _f64(osl), _f64(prefix), _f64(acceptance))
 
 
 __all__ = ["fixed_length_profile"]

@@ -27,8 +27,8 @@ import pytest
 from dse.catalog import load_catalog
 from dse.model import make_design
 from dse.model.afd import afd_link_bandwidth, afd_step
-from dse.model.disagg import disaggregated_serve
 from dse.model.layer import Segment, Setup, kv_bytes_per_token_layer
+from dse.model.serving import evaluate
 from dse.model.tiers import HOST_LATENCY_S, STORAGE_LATENCY_S, TierHits, kv_bytes_per_token
 from dse.model.tiers import restore_plan as _restore_plan
 from tests.support import arch, calibrated_efficiency, calibration, f64, runtime_with
@@ -41,6 +41,13 @@ CX7 = 400e9 / 8  # 400 Gb/s NIC per GPU, bytes/s (H100, H200, B200, GB200 catalo
 
 def eff(name: str, link_eff: float = 0.8):
     return calibrated_efficiency(name, link_eff=link_eff)
+
+
+def all_eff(link_eff: float = 0.8):
+    """Every generation's shipped efficiencies (as ``serving.evaluate`` takes them), with
+    ``link_eff`` set for all."""
+    e = calibration().efficiency
+    return eqx.tree_at(lambda x: x.link_eff, e, jnp.full_like(e.link_eff, link_eff))
 
 
 def runtime(scaleout_latency_us: float = 25.0):
@@ -205,9 +212,9 @@ def test_pool_restore_bandwidths_and_handoff_by_hand():
     assert handoff == pytest.approx(expected, rel=REL)
 
 
-# ----- disaggregated serving's KV hand-off (dse.model.disagg) ------------------------------------
+# ----- disaggregated serving's KV hand-off, as dse predict sees it (dse.model.serving) ----------
 
-_disagg = jax.jit(disaggregated_serve)
+_disagg = jax.jit(functools.partial(evaluate, path=3))
 
 
 def disagg_ttft(model, nic_scale, kv_bits=8.0, isl=8192.0, link_eff=0.8, gpus=8.0):
@@ -219,8 +226,7 @@ def disagg_ttft(model, nic_scale, kv_bits=8.0, isl=8192.0, link_eff=0.8, gpus=8.
         tp=gpus, mode=1.0, kv_bits=kv_bits, weight_bits=8.0, isl=isl, osl=256.0,
         concurrency=1.0, prefill_gpus=gpus, decode_gpus=gpus,
     )  # fmt: skip
-    s = Setup(arch(model), h, eff("h200_sxm", link_eff), runtime(), d)
-    return float(_disagg(s, f64(1.0), f64(isl + 128.0)).ttft)
+    return float(_disagg(arch(model), h, all_eff(link_eff), runtime(), d).ttft_ms) / 1e3
 
 
 def handoff_seconds(model, **kw):
@@ -245,7 +251,8 @@ def test_disagg_kv_handoff_of_an_mla_model():
     assert got == pytest.approx(4096 * DSV3_ELEMS * 1.0 / (8 * CX7 * 0.6), rel=1e-6)
 
 
-# Fixed: disagg.py handed off every layer at the full prompt (gpt-oss-120b at isl 8192 FP8:
+# Fixed: the instance model (then disagg.py) handed off every layer at the full prompt
+# (gpt-oss-120b at isl 8192 FP8:
 # 36 x 1024 B per token, 0.94 ms, instead of (18 + 18 x 128/8192) x 1024 B, 0.48 ms: 1.97x).
 def test_disagg_kv_handoff_of_a_sliding_window_model_moves_only_the_window():
     per_layer = 2 * 8 * 64 * 1.0
