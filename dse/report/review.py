@@ -72,8 +72,8 @@ def build_review(
     cfg = run.config
     objectives = parse_objectives(cfg.get("objectives") or ["max:tok_s_user", "min:usd_per_mtok"])
     constraints = parse_constraints(cfg.get("constraints"))
-    where = parse_constraints(cfg.get("best_where"))
-    (rank,) = parse_objectives([cfg.get("rank_by") or "min:usd_per_mtok"])
+    where = parse_constraints(cfg.get("best_where"), "best_where")
+    (rank,) = parse_objectives([cfg.get("rank_by") or "min:usd_per_mtok"], "rank_by")
     frontier = run.table("frontier")
     pool = run.table("points") if not run.table("points").empty else frontier
     candidates = pool

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..catalog import conf_dir
-from .overrides import check_overrides
+from .overrides import check_overrides, merge_mapping_overrides
 from .secrets import redact, redact_files
 
 log = logging.getLogger("dse.search")
@@ -138,7 +138,7 @@ def _best_lines(outcome) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the Hydra app with ``argv`` as its command line (``dse search ARGS``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = merge_mapping_overrides(list(sys.argv[1:] if argv is None else argv))
     try:
         check_overrides(argv)
     except ValueError as e:

@@ -11,6 +11,8 @@ Violations are normalized by the bound (``(v - max) / |max|``) so Optuna's const
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import difflib
 import math
 from dataclasses import dataclass
@@ -45,13 +47,16 @@ def _metric(name, where: str) -> str:
     return name
 
 
-def parse_objectives(items) -> tuple[Objective, ...]:
-    """From ``[{metric: tok_s_user, maximize: true}, ...]`` or ``["max:tok_s_user", ...]``."""
+def parse_objectives(items, key: str = "objectives") -> tuple[Objective, ...]:
+    """From ``[{metric: tok_s_user, maximize: true}, ...]`` or ``["max:tok_s_user", ...]`` (one
+    such string alone is a list of one); ``key`` names the setting in errors."""
+    if isinstance(items, str):
+        items = [items]
     if not items:
-        raise ValueError("objectives: give at least one, e.g. [{metric: tok_s_user, maximize: true}]")
+        raise ValueError(f"{key}: give at least one, e.g. [{{metric: tok_s_user, maximize: true}}]")
     out = []
     for i, item in enumerate(items):
-        where = f"objectives[{i}]"
+        where = f"{key}[{i}]" if key == "objectives" else key
         if isinstance(item, str):
             sense, _, name = item.partition(":")
             if sense not in ("max", "min") or not name:
@@ -63,24 +68,33 @@ def parse_objectives(items) -> tuple[Objective, ...]:
             raise ValueError(f"{where}: give {{metric: NAME, maximize: true|false}}, got {item}")
         out.append(Objective(_metric(item["metric"], where), bool(item.get("maximize", True))))
     if len({o.metric for o in out}) != len(out):
-        raise ValueError("objectives: a metric is listed twice")
+        raise ValueError(f"{key}: a metric is listed twice")
     return tuple(out)
 
 
-def parse_constraints(mapping) -> tuple[Constraint, ...]:
+def parse_constraints(mapping, key: str = "constraints") -> tuple[Constraint, ...]:
+    """Bounds per metric from ``{metric: {min: X, max: Y}}`` (the study's ``key``, named in
+    errors); a metric set to null is dropped."""
     out = []
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise ValueError(f"{key}={mapping!r}: give {{metric: {{min: X, max: Y}}}}")
     for name, bounds in dict(mapping or {}).items():
-        where = f"constraints.{name}"
+        where = f"{key}.{name}"
         metric = _metric(name, where)
         if bounds is None:
             continue
+        if not isinstance(bounds, Mapping):
+            raise ValueError(
+                f"{where}={bounds!r}: a bound is {{min: X}} and/or {{max: Y}}; on the command "
+                f"line write +{where}.max={bounds} (or .min)"
+            )
         bounds = dict(bounds)
         if not bounds or set(bounds) - {"min", "max"}:
             raise ValueError(f"{where}: give {{min: X}} and/or {{max: Y}}, got {bounds}")
         lo, hi = bounds.get("min"), bounds.get("max")
-        for key, v in (("min", lo), ("max", hi)):
+        for side, v in (("min", lo), ("max", hi)):
             if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v)):
-                raise ValueError(f"{where}.{key}={v!r} must be a finite number or null")
+                raise ValueError(f"{where}.{side}={v!r} must be a finite number or null")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"{where}: min {lo} > max {hi}; no design can meet it")
         if lo is not None or hi is not None:

@@ -30,6 +30,34 @@ def _did_you_mean(value: str, options: list[str]) -> str:
     return f"did you mean {near[0]}? " if near else ""
 
 
+# Study keys that hold a {metric: {min, max}} mapping: a plain ``key={...}`` on the command line
+# merges into the study's mapping (as the README shows), where Hydra would refuse any metric the
+# study does not already name. ``key.METRIC=null`` drops one.
+MERGED_MAPPINGS = ("constraints", "best_where")
+
+
+def merge_mapping_overrides(argv: list[str]) -> list[str]:
+    """``argv`` with each plain ``constraints={...}`` / ``best_where={...}`` written as Hydra's
+    force-add ``++key={...}``, which merges the given metrics into the study's mapping."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    out = []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if key in MERGED_MAPPINGS and "=" in arg:
+            try:
+                (o,) = parser.parse_overrides([arg])
+            except OverrideParseException:
+                out.append(arg)  # check_overrides reports the syntax error
+                continue
+            if not o.is_sweep_override() and isinstance(o.value(), dict):
+                arg = "++" + arg
+        out.append(arg)
+    return out
+
+
 def check_overrides(argv: list[str]) -> None:
     """Raise ValueError (one line) for the first override Hydra would reject."""
     if any(a.split("=")[0] in HYDRA_OWN_FLAGS for a in argv):

@@ -161,6 +161,8 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
 
     objectives = parse_objectives(cfg.get("objectives"))
     constraints = parse_constraints(cfg.get("constraints"))
+    where = parse_constraints(cfg.get("best_where"), "best_where")  # checked before the search
+    rank = Objective(*_rank_by(cfg))
     space = _space(cfg, choices, stack)
     ev = Evaluator(stack, model, space, chunk=whole(s, "chunk", 1 << 13, "search"))
     summary["space_size"] = space.size
@@ -183,8 +185,6 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
             progress=progress,
         )  # fmt: skip
     frontier = result.front_table if result.front_table is not None else pd.DataFrame()
-    rank = Objective(*_rank_by(cfg))
-    where = parse_constraints(cfg.get("best_where"))
     chosen = (
         frontier[meets({c: frontier[c] for c in frontier}, where)]
         if where and len(frontier)
@@ -272,7 +272,7 @@ def whole(section: dict, key: str, default: int, where: str = "", low: int = 1) 
 
 def _rank_by(cfg: dict) -> tuple[str, bool]:
     rank = cfg.get("rank_by") or "min:usd_per_mtok"
-    (o,) = parse_objectives([rank])
+    (o,) = parse_objectives([rank], "rank_by")
     return o.metric, o.maximize
 
 
@@ -342,7 +342,7 @@ def _gradients(
     spread = spread.iloc[np.linspace(0, len(spread) - 1, n).astype(int)]
     report = dict(cfg.get("report") or {})
     recommended, _ = top_configs(frontier, Objective(*_rank_by(cfg)),
-                                 parse_constraints(cfg.get("best_where")), int(report.get("top", 5)))  # fmt: skip
+                                 parse_constraints(cfg.get("best_where"), "best_where"), int(report.get("top", 5)))  # fmt: skip
     order = [*recommended[key], *best.get(key, []), *spread[key]]
     pick = frontier.set_index(key, drop=False).loc[list(dict.fromkeys(order))[:n]]
     model = float(stack.model_names.index(stack.catalog.model(ev.model).id))

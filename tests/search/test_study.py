@@ -191,3 +191,61 @@ def test_same_seed_and_config_give_byte_identical_tables(tmp_path, engine):
         runs.append({p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")})
     assert {"frontier.parquet", "frontier.csv", "best.csv", "points.parquet"} <= set(runs[0])
     assert runs[0] == runs[1]
+
+
+def test_readme_constraint_example_adds_to_the_study_constraints(tmp_path, capsys):
+    """Issue 19 item 9: the README's `'constraints={ttft_ms: {max: 1500}}'` (a metric the study
+    does not name) merges into the study's constraints instead of failing in Hydra."""
+    import json
+
+    from dse.cli import main
+
+    rc = main(["search", *SMALL, f"results_dir={tmp_path}", "run=c1", "report.enabled=false",
+               "constraints={ttft_ms: {max: 1500}}", "cost.electricity_usd_per_kwh=0.12"])  # fmt: skip
+    assert rc == 0
+    summary = json.loads((tmp_path / "kv_tier_sizing" / "c1" / "summary.json").read_text())
+    bounds = {c["metric"]: (c["low"], c["high"]) for c in summary["constraints"]}
+    assert bounds == {"tok_s_user": (100.0, None), "ttft_ms": (None, 1500.0)}
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "arg, words",
+    [
+        # Issue 19 item 10: a scalar where a {min, max} mapping belongs was a TypeError traceback.
+        ("+constraints.ttft_ms=5", ["constraints.ttft_ms=5", "+constraints.ttft_ms.max=5"]),
+        # Item 13: a bad best_where value was reported as constraints...
+        ("+best_where.ttft_ms=5", ["best_where.ttft_ms=5", "+best_where.ttft_ms.max=5"]),
+    ],
+)
+def test_scalar_bounds_are_one_line_naming_their_key(tmp_path, capsys, arg, words):
+    from dse.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["search", *SMALL, f"results_dir={tmp_path}", arg])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    for w in words:
+        assert w in err[0]
+
+
+@pytest.mark.parametrize(
+    "arg, words",
+    [
+        # Issue 19 item 13: rank_by was reported as objectives[0]; a bare objective string was
+        # read letter by letter ("got 't'").
+        ("rank_by=min:nope", ["rank_by: unknown metric 'nope'"]),
+        ("objectives=tok_s_user", ["objectives[0]", "'max:METRIC'", "got 'tok_s_user'"]),
+    ],
+)
+def test_objective_mistakes_name_their_setting(tmp_path, capsys, arg, words):
+    from dse.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["search", *SMALL, f"results_dir={tmp_path}", arg])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    for w in words:
+        assert w in err[0], err[0]
