@@ -26,8 +26,6 @@ class UserError(Exception):
 
 
 def _cmd_predict(args) -> int:
-    import pandas as pd
-
     from .calibration import Calibration
     from .scenarios import predict_frame
 
@@ -36,12 +34,12 @@ def _cmd_predict(args) -> int:
         raise UserError(
             f"input file {src} does not exist; pass a CSV in the dse predict schema (see README)"
         )
+    from .scenarios.reader import read_scenarios
+
     try:
-        df = pd.read_csv(src)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(
-            f"{src}: cannot read as CSV ({e.__class__.__name__}); save it as comma-separated UTF-8"
-        ) from e
+        df = read_scenarios(src)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     missing = {"model", "hardware"} - set(df.columns)
     if missing:
         raise UserError(

@@ -66,7 +66,7 @@ def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
     df = pd.read_csv(path)
     if "framework" not in df.columns and "stack" in df.columns:
         df["framework"] = [framework_of_stack(v) for v in df["stack"]]
-    scenarios, errors = parse_frame(df, catalog)
+    scenarios, errors = parse_frame(df, catalog, means=True)
     keep, skipped = [], []
     target = np.full((len(df), len(METRICS)), np.nan)
     for j, m in enumerate(METRICS):

@@ -24,11 +24,14 @@ from .schema import (
 )
 
 
-def parse_frame(df: pd.DataFrame, catalog: Catalog) -> tuple[list[Scenario | None], list[str]]:
+def parse_frame(
+    df: pd.DataFrame, catalog: Catalog, *, means: bool = False
+) -> tuple[list[Scenario | None], list[str]]:
+    """Each row parsed (``schema.parse_row``; ``means``: measured rows) or its error line."""
     scenarios, errors = [], []
     for i, row in enumerate(df.to_dict("records")):
         try:
-            scenarios.append(parse_row(row, catalog))
+            scenarios.append(parse_row(row, catalog, means=means))
             errors.append("")
         except (ValueError, CatalogError) as e:
             rid = row.get("id")

@@ -48,7 +48,22 @@ def _blank(v) -> bool:
     )
 
 
-def _number(row: dict, col: str, *, integer: bool = False, minimum: float = 0.0) -> float | None:
+# Largest values a row may hold (far beyond any deployment, and small enough that every metric
+# stays a finite float64): tokens per request, sequences in flight, GPUs, draft tokens.
+MAX_TOKENS = 1e8
+MAX_SEQUENCES = 1e8
+MAX_GPUS = 1e6
+MAX_SPEC_K = 64.0
+
+
+def _number(
+    row: dict,
+    col: str,
+    *,
+    integer: bool = False,
+    minimum: float = 0.0,
+    maximum: float = MAX_GPUS,
+) -> float | None:
     v = row.get(col)
     if _blank(v):
         return None
@@ -64,8 +79,10 @@ def _number(row: dict, col: str, *, integer: bool = False, minimum: float = 0.0)
         )
     if x < minimum:
         raise ValueError(f"column {col}={x:g} is below {minimum:g}; use a value >= {minimum:g}")
+    if x > maximum:
+        raise ValueError(f"column {col}={x:g} is above {maximum:g}; use a value <= {maximum:g}")
     if integer and x != int(x):
-        raise ValueError(f"column {col}={x:g} must be a whole number")
+        raise ValueError(f"column {col}={x:g} must be a whole number (it counts something)")
     return x
 
 
@@ -79,8 +96,10 @@ def _choice(row: dict, col: str, options, default: str) -> tuple[str, bool]:
     return s, False
 
 
-def parse_row(row: dict, catalog: Catalog) -> Scenario:
-    """Validate one row; raises ``ValueError``/``CatalogError`` with a one-line message."""
+def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
+    """Validate one row; raises ``ValueError``/``CatalogError`` with a one-line message.
+    ``means``: the row reports a measurement, whose concurrency may be a mean number of requests
+    in flight (MLPerf Server's Little's-law figure); a scenario's is a whole count of clients."""
     if _blank(row.get("model")):
         raise ValueError("column model is blank; give a Hugging Face id or alias from conf/model/")
     if _blank(row.get("hardware")):
@@ -167,8 +186,8 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
     if pp > float(arch.num_layers):
         raise ValueError(f"pp={pp:g} exceeds the model's {float(arch.num_layers):g} layers")
 
-    isl = _number(row, "isl", minimum=1)
-    osl = _number(row, "osl", minimum=1)
+    isl = _number(row, "isl", integer=True, minimum=1, maximum=MAX_TOKENS)
+    osl = _number(row, "osl", integer=True, minimum=1, maximum=MAX_TOKENS)
     if isl is None:
         isl = 1024.0
         assumed.append("isl=1024")
@@ -176,13 +195,13 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
         osl = 1.0 if phase == "prefill" else 1024.0
         if phase != "prefill":
             assumed.append("osl=1024")
-    prefix = _number(row, "prefix") or 0.0
+    prefix = _number(row, "prefix", integer=True, maximum=MAX_TOKENS) or 0.0
     if prefix >= isl:
         raise ValueError(
             f"prefix={prefix:g} must be below isl={isl:g} (at least one uncached token)"
         )
-    spec_k = _number(row, "spec_k", integer=True) or 0.0
-    tau = _number(row, "spec_tokens_per_step")
+    spec_k = _number(row, "spec_k", integer=True, maximum=MAX_SPEC_K) or 0.0
+    tau = _number(row, "spec_tokens_per_step", maximum=MAX_SPEC_K + 1)
     if tau is not None and tau < 1:
         raise ValueError(f"spec_tokens_per_step={tau:g} must be >= 1 (it counts the bonus token)")
     if tau is not None and spec_k == 0 and tau > 1:
@@ -192,8 +211,8 @@ def parse_row(row: dict, catalog: Catalog) -> Scenario:
     if spec_k > 0 and tau is None:
         assumed.append("spec acceptance 0.75/token")
 
-    batch = _number(row, "batch", minimum=1)
-    concurrency = _number(row, "concurrency", minimum=0)
+    batch = _number(row, "batch", integer=True, minimum=1, maximum=MAX_SEQUENCES)
+    concurrency = _number(row, "concurrency", integer=not means, maximum=MAX_SEQUENCES)
     if phase == "prefill" and batch is None:
         batch = max(1.0, math.floor(8192 / max(isl - prefix, 1.0))) * dp
         assumed.append(f"batch={batch:g} (8192-token prefill chunks)")
