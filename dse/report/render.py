@@ -10,6 +10,8 @@ import base64
 from pathlib import Path
 
 import jinja2
+import markupsafe
+from markdown_it import MarkdownIt
 
 from ..files import write_text_atomic
 
@@ -21,6 +23,16 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,  # a missing field is a bug, not an empty cell
     keep_trailing_newline=True,
 )
+
+
+def _markdown_inline(text: str) -> markupsafe.Markup:
+    """Inline Markdown (bold, code, links: the study READMEs' question) as HTML; raw HTML in
+    the text is escaped, not passed through (markdown-it's commonmark preset with html off)."""
+    md = MarkdownIt("commonmark", {"html": False})
+    return markupsafe.Markup(md.renderInline(str(text)))
+
+
+_ENV.filters["markdown_inline"] = _markdown_inline
 
 
 def figure_entries(figures, base: Path) -> list[dict]:

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..catalog import conf_dir
+from ..progress import MODES as PROGRESS_MODES
 from .overrides import check_overrides, merge_mapping_overrides
 from .secrets import redact, redact_files
 
@@ -31,12 +32,19 @@ def _task(cfg: DictConfig):
     from .study import run_study
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not news
+    # Nor is matplotlib building its font cache on a first run ("generated new fontManager"):
+    # Hydra's root handler would put it on stdout between dse's lines and into --json output.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     ui = dict(cfg.get("ui") or {})
+
     output = str(ui.get("output", "text"))
     hc = HydraConfig.get()
     try:
         if output not in OUTPUTS:
             raise ValueError(f"ui.output={output!r} is not one of {', '.join(OUTPUTS)}")
+        progress = str(ui.get("progress", "auto"))
+        if progress.strip().lower() not in PROGRESS_MODES:  # --json/--quiet never use it
+            raise ValueError(f"ui.progress={progress!r} is not one of {', '.join(PROGRESS_MODES)}")
         if output != "text":  # stdout carries the JSON document only; quiet prints nothing
             _quiet_console()
         _progress_to_stderr()

@@ -262,3 +262,22 @@ def test_report_leaves_matplotlib_settings_alone(run_dir):
         assert matplotlib.get_backend() == backend and matplotlib.rcParams["font.size"] == 13.0
     finally:
         matplotlib.rcParams["font.size"] = size
+
+
+def test_html_renders_the_study_question_markdown():
+    """Issue 19 item 16: the question's Markdown (from the study README) is rendered in the
+    HTML report, not printed literally; raw HTML in it is escaped."""
+    from dse.report.render import _ENV
+
+    html = _ENV.from_string("{{ q | markdown_inline }}").render(
+        q="Which system reaches **≥ 400 tok/s/user** at `$/Mtok`? <script>x</script>"
+    )
+    assert "<strong>≥ 400 tok/s/user</strong>" in html
+    assert "<code>$/Mtok</code>" in html
+    assert "**" not in html and "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_written_html_report_has_no_literal_markdown_in_the_question(written):
+    html = next(p for p in written.all if p.name == "report.html").read_text()
+    line = next(ln for ln in html.splitlines() if "<b>Question.</b>" in ln)
+    assert "**" not in line

@@ -249,3 +249,32 @@ def test_objective_mistakes_name_their_setting(tmp_path, capsys, arg, words):
     assert len(err) == 1
     for w in words:
         assert w in err[0], err[0]
+
+
+def test_bad_progress_mode_is_one_line(tmp_path, capsys):
+    """Issue 19 item 12 (second half): ui.progress=foo was accepted."""
+    from dse.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["search", *SMALL, f"results_dir={tmp_path}", "ui.progress=foo", "--json"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ui.progress='foo'" in err[0]
+
+
+def test_stdout_has_only_dse_lines_on_a_first_run_of_matplotlib(tmp_path):
+    """Issue 19 item 17: with an empty matplotlib cache (a first run), matplotlib's
+    "generated new fontManager" INFO line went to stdout through Hydra's logging handler,
+    between dse's own lines (text output; --json keeps stdout for the document alone)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))
+    cmd = [sys.executable, "-m", "dse.cli", "search", *SMALL, f"results_dir={tmp_path}",
+           "run=first"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "mpl").is_dir()  # matplotlib did build its font cache in this run
+    assert "matplotlib" not in done.stdout and "fontManager" not in done.stdout
+    assert "written to" in done.stdout  # dse's own summary is there
