@@ -39,6 +39,7 @@ COUNT_FIELDS: dict[str, int] = {
     "tp": 1, "pp": 1, "ep": 1, "dp": 1, "decode_units": 1,
     "prefill_tp": 1, "prefill_ep": 1, "prefill_dp": 1, "prefill_units": 0,
     "ffn_tp": 1, "ffn_pp": 1, "ffn_units": 0, "microbatches": 1, "spec_k": 0,
+    "batch": 0,  # sequences per decode worker (0: the most that fit)
 }  # fmt: skip
 
 
@@ -189,7 +190,7 @@ def _check_count(where: str, name: str, value) -> None:
     x = float(value) if ok else math.nan
     if not (math.isfinite(x) and x == int(x) and x >= low):
         raise ValueError(
-            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, "
+            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, sequences, "
             f"ranks or steps, list whole numbers >= {low}"
         )
 

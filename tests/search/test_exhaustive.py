@@ -53,6 +53,8 @@ def test_exhaustive_front_equals_brute_force():
         ({"system": ["x"], "tp": [1, 2.5]}, r"space\.choices\.tp: 2\.5 is not a whole number >= 1"),
         ({"system": ["x"], "ep": [0, 8]}, r"space\.choices\.ep: 0 is not a whole number >= 1"),
         ({"system": ["x"], "prefill_units": [-8]}, r"prefill_units: -8 is not a whole number >= 0"),
+        # Issue 19 item 12: a fractional batch ran (1,920 "feasible" designs at batch 2.5).
+        ({"system": ["x"], "batch": [2.5]}, r"space\.choices\.batch: 2\.5 is not a whole number >= 0"),
         ({"system": ["x"], "decode_units": [float("inf")]}, r"decode_units: inf is not a whole"),
         ({"systems": {"x": {"pp": ["2"]}}}, r"space\.systems\.x\.pp: '2' is not a whole number"),
         ({"choices": {"system": ["x"]}, "continuous": {"tp": [1, 8]}}, r"cannot be continuous"),
