@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -57,12 +58,38 @@ def _task(cfg: DictConfig):
             raise
         msg = redact(str(e).splitlines()[0]) if str(e) else e.__class__.__name__
         print(f"dse search: error: {msg} (rerun with --debug for the traceback)", file=sys.stderr)
+        _drop_refused_run(cfg, Path(hc.runtime.output_dir))
         sys.exit(2)
     if output == "json":
         print(json.dumps(_json_document(outcome), default=str))
     elif output == "text":
         print(run_summary(outcome))
     return outcome.summary
+
+
+# What a run refused before it computed anything leaves in its folder: Hydra's copies of the
+# configuration, dse's config.yaml and empty log files.
+_REFUSED_RUN_FILES = {".hydra", "config.yaml"}
+
+
+def _drop_refused_run(cfg, folder: Path) -> None:
+    """Remove the run folder of a refused run when it holds nothing else (a folder with results
+    of an earlier run under the same ``run=`` is left alone), and its study folder if that is
+    left empty, so a mistake leaves no trace in ``results_dir``."""
+    try:
+        folder, root = folder.resolve(), Path(str(cfg.get("results_dir", "results"))).resolve()
+        if not folder.is_dir() or not folder.is_relative_to(root) or folder == root:
+            return
+        for p in folder.iterdir():
+            empty_log = p.suffix == ".log" and p.is_file() and p.stat().st_size == 0
+            if p.name not in _REFUSED_RUN_FILES and not empty_log:
+                return
+        shutil.rmtree(folder)
+        parent = folder.parent
+        if parent != root and parent.is_relative_to(root) and not any(parent.iterdir()):
+            parent.rmdir()
+    except OSError:
+        pass  # best effort: the error line above is what matters
 
 
 def _inside_results(cfg, output_dir) -> Path:

@@ -190,8 +190,8 @@ def _check_count(where: str, name: str, value) -> None:
     x = float(value) if ok else math.nan
     if not (math.isfinite(x) and x == int(x) and x >= low):
         raise ValueError(
-            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, sequences, "
-            f"ranks or steps, list whole numbers >= {low}"
+            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, "
+            f"sequences, ranks or steps, list whole numbers >= {low}"
         )
 
 

@@ -228,6 +228,8 @@ def test_scalar_bounds_are_one_line_naming_their_key(tmp_path, capsys, arg, word
     assert len(err) == 1
     for w in words:
         assert w in err[0]
+    # Issue 19 item 14: a refused run leaves no run folder behind.
+    assert not any(tmp_path.iterdir()), sorted(p.name for p in tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize(
@@ -249,6 +251,7 @@ def test_objective_mistakes_name_their_setting(tmp_path, capsys, arg, words):
     assert len(err) == 1
     for w in words:
         assert w in err[0], err[0]
+    assert not any(tmp_path.iterdir())  # item 14: no run folder left behind
 
 
 def test_bad_progress_mode_is_one_line(tmp_path, capsys):
@@ -260,6 +263,19 @@ def test_bad_progress_mode_is_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ui.progress='foo'" in err[0]
+    assert not any(tmp_path.iterdir())  # item 14: no run folder left behind
+
+
+def test_a_refused_run_keeps_an_earlier_runs_results(tmp_path, capsys):
+    """Item 14's limit: a mistake under the name of a finished run removes nothing of it."""
+    from dse.cli import main
+
+    args = ["search", *SMALL, f"results_dir={tmp_path}", "run=kept", "report.enabled=false"]
+    assert main(args) == 0
+    with pytest.raises(SystemExit):
+        main([*args, "rank_by=min:nope"])
+    assert (tmp_path / "kv_tier_sizing" / "kept" / "frontier.csv").is_file()
+    capsys.readouterr()
 
 
 def test_stdout_has_only_dse_lines_on_a_first_run_of_matplotlib(tmp_path):
