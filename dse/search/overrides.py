@@ -11,6 +11,7 @@ are left alone.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 from ..catalog import conf_dir
 
@@ -21,8 +22,69 @@ HYDRA_OWN_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"
 SYNTAX = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
 
-def _choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def _choices(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    return sorted(
+        {p.stem for d in (conf_dir(), *extra_dirs) for p in (d / group).glob("*.yaml")}
+    )
+
+
+def _config_file(group: str, name: str, extra_dirs: tuple[Path, ...]) -> Path | None:
+    """The file ``group=name`` selects: the user's config dirs first (Hydra searches them
+    before dse's own conf/), then conf/."""
+    for d in (*extra_dirs, conf_dir()):
+        f = d / group / f"{name}.yaml"
+        if f.is_file():
+            return f
+    return None
+
+
+def _check_config_file(group: str, name: str, f: Path) -> None:
+    """A group's file must be YAML holding a mapping (Hydra ends in a 100-line traceback)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(f.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(
+            f"{group}={name}: {f} is not valid YAML{where} ({problem}); fix the file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{group}={name}: cannot read {f} ({e.__class__.__name__})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(
+            f"{group}={name}: {f} holds a {type(data).__name__}, not a mapping; a config file "
+            "is `key: value` lines"
+        )
+
+
+def _extra_config_dirs(argv: list[str]) -> tuple[list[str], tuple[Path, ...]]:
+    """(argv without --config-dir/-cd DIR, the dirs): Hydra searches a config dir before the
+    primary conf/, so groups may name files that live there."""
+    rest, dirs = [], []
+    it = iter(range(len(argv)))
+    for i in it:
+        a = argv[i]
+        flag, eq, value = a.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) else ""
+                next(it, None)
+            d = Path(value).expanduser()
+            if not value or not d.is_dir():
+                raise ValueError(
+                    f"{flag} {value!r}: not a folder; give a folder holding config groups "
+                    "(e.g. DIR/space/NAME.yaml)"
+                )
+            dirs.append(d.resolve())
+            continue
+        rest.append(a)
+    return rest, tuple(dirs)
 
 
 def _did_you_mean(value: str, options: list[str]) -> str:
@@ -60,6 +122,7 @@ def merge_mapping_overrides(argv: list[str]) -> list[str]:
 
 def check_overrides(argv: list[str]) -> None:
     """Raise ValueError (one line) for the first override Hydra would reject."""
+    argv, extra_dirs = _extra_config_dirs(argv)
     if any(a.split("=")[0] in HYDRA_OWN_FLAGS for a in argv):
         return
     args = [a for a in argv if a not in ("-m", "--multirun")]
@@ -74,13 +137,22 @@ def check_overrides(argv: list[str]) -> None:
         except OverrideParseException as e:
             msg = str(e).splitlines()[0]
             raise ValueError(f"override {arg!r} is not valid override syntax ({msg}); see {SYNTAX}") from e
+    for o in parsed:  # hydra.searchpath=[file://DIR] adds config dirs as --config-dir does
+        if o.key_or_group == "hydra.searchpath" and isinstance(o.value(), list):
+            extra_dirs += tuple(
+                Path(str(v)[len("file://") :]).resolve()
+                for v in o.value()
+                if str(v).startswith("file://")
+            )
     for o in parsed:
         if o.key_or_group in GROUPS and not o.is_delete() and o.package is None:
-            _check_group(o.key_or_group, o)
+            _check_group(o.key_or_group, o, extra_dirs)
         if o.key_or_group == "run" and not o.is_sweep_override():
             _check_run_name(str(o.value()))
     if not any(o.is_sweep_override() for o in parsed):
-        _check_composes(args)
+        given = any(o.key_or_group == "hydra.searchpath" for o in parsed)
+        searchpath = [f"hydra.searchpath=[{','.join(f'file://{d}' for d in extra_dirs)}]"]
+        _check_composes(args + (searchpath if extra_dirs and not given else []))
 
 
 def _check_run_name(name: str) -> None:
@@ -92,9 +164,9 @@ def _check_run_name(name: str) -> None:
         )
 
 
-def _check_group(group: str, override) -> None:
+def _check_group(group: str, override, extra_dirs: tuple[Path, ...] = ()) -> None:
     values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
-    options = _choices(group)
+    options = _choices(group, extra_dirs)
     for v in values:
         if v is None:
             raise ValueError(
@@ -106,6 +178,7 @@ def _check_group(group: str, override) -> None:
                 f"{group}={v}: no such config (conf/{group}/{v}.yaml); {_did_you_mean(str(v), options)}"
                 f"choose one of {', '.join(options)}"
             )
+        _check_config_file(group, str(v), _config_file(group, str(v), extra_dirs))
 
 
 def _check_composes(overrides: list[str]) -> None:

@@ -40,3 +40,43 @@ def test_cli_prints_one_line_and_exits_2(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean blackwell_vs_rubin?" in err[0]
+
+
+# ----- issue 19 item 11: config groups from the user's own folders ------------------------------
+@pytest.fixture()
+def config_dir(tmp_path):
+    d = tmp_path / "myconf"
+    (d / "space").mkdir(parents=True)
+    (d / "space" / "broken.yaml").write_text("choices: [1, 2\n  bad")
+    (d / "space" / "scalar.yaml").write_text("5\n")
+    (d / "space" / "mine.yaml").write_text("choices: {system: [gb200_nvl72], batch: [8]}\n")
+    return d
+
+
+@pytest.mark.parametrize(
+    "make_args, words",
+    [
+        (lambda d: ["--config-dir", str(d), "space=broken"],
+         ["space=broken", "broken.yaml is not valid YAML at line 2", "fix the file"]),
+        (lambda d: [f"--config-dir={d}", "space=scalar"],
+         ["space=scalar", "scalar.yaml holds a int, not a mapping"]),
+        (lambda d: ["-cd", str(d / "nope"), "space=mine"], ["not a folder"]),
+        (lambda d: [f"hydra.searchpath=[file://{d}]", "space=broken"], ["is not valid YAML"]),
+    ],
+)  # fmt: skip
+def test_broken_files_in_a_config_dir_are_one_line(config_dir, make_args, words):
+    with pytest.raises(ValueError) as e:
+        check_overrides(make_args(config_dir))
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_a_config_dir_adds_its_files_to_the_groups(config_dir):
+    """A space that only lives in the user's folder is found by both ways of naming it (the
+    search path override was refused as 'no such config' before Hydra could see it)."""
+    check_overrides(["--config-dir", str(config_dir), "space=mine"])
+    check_overrides([f"hydra.searchpath=[file://{config_dir}]", "space=mine"])
+    with pytest.raises(ValueError, match="no such config"):
+        check_overrides(["space=mine"])  # not without the folder
