@@ -19,6 +19,7 @@ many machines); errors opening one are one line with the password masked.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -106,6 +107,27 @@ def _cut_torn_tail(path: str) -> None:
         log.warning("%s: dropped %d bytes of a record whose writer was killed", path, size - keep)
 
 
+def _corrupt_journal(path: str, error: json.JSONDecodeError) -> str:
+    """One line naming the journal's first unreadable record and the two ways out."""
+    line = "?"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, text in enumerate(f, start=1):
+                if text.strip():
+                    try:
+                        json.loads(text)
+                    except json.JSONDecodeError:
+                        line = str(n)
+                        break
+    except OSError:
+        pass
+    return (
+        f"{path}: line {line} is not a journal record ({error.msg}), so the study cannot be "
+        f"read past it; delete that line and the ones after it to keep the trials before it, "
+        f"or move the file away (or choose another run=) to start the study afresh"
+    )
+
+
 def make_storage(storage: str | None):
     """None: in memory; a database URL as is; otherwise a journal file path."""
     if not storage:
@@ -125,6 +147,8 @@ def open_study(name: str, storage, directions) -> optuna.Study:
         return optuna.create_study(study_name=name, storage=make_storage(storage),
                                    directions=directions, load_if_exists=True,
                                    sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    except json.JSONDecodeError as e:
+        raise ValueError(_corrupt_journal(str(storage), e)) from e
     except (ValueError, OSError):
         raise
     except ImportError as e:

@@ -173,7 +173,9 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
         top = whole(dict(s.get("refine") or {}), "top", 8, "search.refine")
         warmup = compile_in_background(stack, top)
     if engine == "exhaustive":
-        result = _run_exhaustive(stack, model, space, objectives, constraints, ev, s, out, progress)
+        result = _run_exhaustive(
+            stack, model, space, objectives, constraints, ev, s, out, progress, _fingerprint(cfg)
+        )
     else:
         result, _ = optuna_search(
             ev, objectives, constraints,
@@ -296,8 +298,33 @@ def _storage(storage, out: Path) -> str | None:
     return str(out / name)
 
 
+# Settings that do not change what a sweep computes (where and how it runs, what it prints).
+_NOT_RESULTS = ("run", "ui", "report", "results_dir", "hydra")
+_NOT_RESULTS_SEARCH = ("checkpoint_every", "chunk", "resume", "keep_points", "sensitivities",
+                       "refine")  # fmt: skip
+
+
+def _fingerprint(cfg: dict) -> str:
+    """A hash of every setting that changes an exhaustive sweep's results, and of the shipped
+    calibration: a checkpoint is resumed only by the configuration that wrote it."""
+    import hashlib
+    import json
+
+    from ..calibration.params import default_calibration_path
+
+    kept = {k: v for k, v in cfg.items() if k not in _NOT_RESULTS}
+    kept["search"] = {
+        k: v for k, v in dict(cfg.get("search") or {}).items() if k not in _NOT_RESULTS_SEARCH
+    }
+    h = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode())
+    cal = Path(default_calibration_path())
+    if cal.is_file():
+        h.update(cal.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _run_exhaustive(
-    stack, model, space, objectives, constraints, ev, s, out, progress
+    stack, model, space, objectives, constraints, ev, s, out, progress, fingerprint: str = ""
 ) -> SearchResult:
     """Exhaustive sweep, resumed from ``checkpoint.npz`` in the run folder when present."""
     maximize = tuple(o.maximize for o in objectives)
@@ -305,7 +332,11 @@ def _run_exhaustive(
     keep = space.size <= KEEP_ALL_POINTS if keep is None else bool(keep)
     # Small spaces (every point tabulated) simply rerun; large ones resume from the checkpoint.
     resume = s.get("resume", True) and not keep
-    state = load_checkpoint(out / "checkpoint.npz", space.size, maximize) if resume else None
+    state = (
+        load_checkpoint(out / "checkpoint.npz", space.size, maximize, fingerprint)
+        if resume
+        else None
+    )
     start, front, counts = state or (0, None, (0, 0))
     if start:
         log.info("exhaustive: resuming at point %d of %d", start, space.size)
@@ -315,7 +346,9 @@ def _run_exhaustive(
     def checkpoint(next_start, front, counts):
         tick["n"] += 1
         if tick["n"] % every == 0 or next_start >= space.size:
-            save_checkpoint(out / "checkpoint.npz", next_start, front, counts, space.size)
+            save_checkpoint(
+                out / "checkpoint.npz", next_start, front, counts, space.size, fingerprint
+            )
 
     return exhaustive_search(
         stack, model, space, objectives, constraints, keep_points=keep,

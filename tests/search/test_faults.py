@@ -246,3 +246,49 @@ def test_workers_share_a_postgresql_study_and_survive_a_kill(tmp_path, postgres)
                 assert password.encode() not in f.read_bytes(), f
     finally:
         optuna.delete_study(study_name=name, storage=postgres)
+
+
+def test_a_corrupt_journal_record_names_the_file_line_and_way_out(evaluator, tmp_path):
+    """Issue 19 item 15: a damaged record in the middle of a journal was one bare JSON error."""
+    kw = dict(n_trials=64, batch=32, population=32, seed=3, study_name="t", sampler="nsga2")
+    journal = tmp_path / "s.journal"
+    optuna_search(evaluator, OBJ, CON, storage=str(journal), **kw)
+    lines = journal.read_text().splitlines(keepends=True)
+    bad = len(lines) // 2
+    lines[bad - 1] = "{" + lines[bad - 1][2:]  # a record damaged in place, not a torn tail
+    journal.write_text("".join(lines))
+    with pytest.raises(ValueError) as e:
+        optuna_search(evaluator, OBJ, CON, storage=str(journal), **kw)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in (str(journal), f"line {bad} is not a journal record", "delete that line",
+              "start the study afresh"):  # fmt: skip
+        assert w in msg, msg
+
+
+def test_a_checkpoint_of_another_configuration_or_damaged_is_set_aside_with_a_warning(
+    tmp_path, caplog
+):
+    """Item 15: a damaged checkpoint.npz, or one written under the same run= by another
+    configuration, restarted the sweep silently (and one of the same space size would have
+    been resumed into another configuration's front)."""
+    import logging
+
+    import numpy as np
+
+    from dse.search.checkpoint import load_checkpoint, save_checkpoint
+    from dse.search.pareto import Front
+
+    path = tmp_path / "checkpoint.npz"
+    front = Front((True, False), np.zeros((1, 2)), np.zeros(1, dtype=np.int64))
+    save_checkpoint(path, 7, front, (7, 3), 100, "abc")
+    assert load_checkpoint(path, 100, (True, False), "abc")[0] == 7  # the same run resumes
+    with caplog.at_level(logging.WARNING, logger="dse.search"):
+        assert load_checkpoint(path, 100, (True, False), "other") is None
+    assert "another configuration" in caplog.text and "earlier progress is not used" in caplog.text
+    assert not path.exists() and path.with_name("checkpoint.npz.stale").exists()
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dse.search"):
+        assert load_checkpoint(path, 100, (True, False), "abc") is None
+    assert "cannot be read" in caplog.text
