@@ -40,10 +40,13 @@ def _cmd_predict(args) -> int:
         df = read_scenarios(src)
     except ValueError as e:
         raise UserError(str(e)) from e
-    missing = {"model", "hardware"} - set(df.columns)
+    cols = set(df.columns)
+    # Instance rows need hardware; stack rows name a system or a workload instead.
+    missing = {"model"} - cols or ({"hardware"} - cols if not cols & {"system", "workload"} else set())
     if missing:
         raise UserError(
-            f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware"
+            f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware "
+            "(or model,system / model,workload for stack rows)"
         )
     from .scenarios.schema import check_columns
 

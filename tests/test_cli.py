@@ -153,3 +153,22 @@ def test_predict_table_shape_mistakes_are_one_line(tmp_path, capsys, text, words
     for w in words:
         assert w in err, err
     assert not dst.exists()
+
+
+def test_stack_rows_need_no_hardware_column_and_refuse_absurd_counts(tmp_path):
+    """Item 8: a table of stack rows (system + workload, no hardware column) was refused for
+    the missing column; a stack row's batch=1e30 was answered as if blank."""
+    import pandas as pd
+
+    text = (
+        "id,model,system,workload,batch\n"
+        "s1,llama3.1-70b,gb200_nvl72,chat,8\n"
+        "s2,llama3.1-70b,gb200_nvl72,chat,1e30\n"
+    )
+    rc, dst = _predict(tmp_path, text)
+    assert rc == 0
+    out = pd.read_csv(dst, keep_default_na=False)
+    assert out["reason"][0] == "" or out["feasible"].astype(str)[0] == "True", out["reason"][0]
+    assert float(out["tok_s_user"][0]) > 0
+    assert out["feasible"].astype(str)[1] == "False"
+    assert "batch=1e+30 must be a whole number from 0 to 1e+08" in out["reason"][1]

@@ -20,6 +20,7 @@ from ..model.speculation import SPEC_METHODS
 from ..model.efficiency import framework_code
 from ..stack import Stack, load_group
 from ..stack.config import number as config_number
+from .schema import MAX_GPUS, MAX_SEQUENCES, MAX_SPEC_K
 
 STACK_INPUT_COLUMNS = (
     "workload", "system", "software", "prefill_hardware", "ffn_hardware", "prefill_tp",
@@ -37,6 +38,15 @@ NUMERIC_OVERRIDES = {
     "microbatches": "microbatches", "draft_params_b": "draft_params_b",
     "host_gb_per_gpu": "host_gb_per_gpu", "storage_tb": "storage_tb", "storage_gbs": "storage_gbs",
     **SHARED_COLUMNS,
+}  # fmt: skip
+# Columns that count something: whole numbers from a minimum up to the schema's physical limits
+# (schema.MAX_*), so a stack row's batch=1e30 is refused instead of capped silently.
+COUNT_LIMITS = {
+    "tp": (1, MAX_GPUS), "pp": (1, MAX_GPUS), "ep": (1, MAX_GPUS), "dp": (1, MAX_GPUS),
+    "prefill_tp": (1, MAX_GPUS), "prefill_ep": (1, MAX_GPUS), "prefill_dp": (1, MAX_GPUS),
+    "ffn_tp": (1, MAX_GPUS), "ffn_pp": (1, MAX_GPUS), "ffn_units": (0, MAX_GPUS),
+    "decode_gpus": (1, MAX_GPUS), "prefill_gpus": (0, MAX_GPUS), "microbatches": (1, 1024),
+    "batch": (0, MAX_SEQUENCES), "spec_k": (0, MAX_SPEC_K),
 }  # fmt: skip
 STACK_OUTPUT_COLUMNS = (
     "hit_rate", "output_tok_s", "requests_s", "sessions", "uncached_tokens", "restore_ms",
@@ -80,7 +90,14 @@ def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
     for col, field in NUMERIC_OVERRIDES.items():
         v = row.get(col)
         if not _blank(v):
-            overrides[field] = config_number(f"column {col}", v)
+            x = config_number(f"column {col}", v)
+            if col in COUNT_LIMITS:
+                low, high = COUNT_LIMITS[col]
+                if not (x == int(x) and low <= x <= high):
+                    raise ValueError(
+                        f"column {col}={x:g} must be a whole number from {low:g} to {high:g}"
+                    )
+            overrides[field] = x
     for col, field in (("prefill_hardware", "prefill_hw"), ("ffn_hardware", "ffn_hw")):
         if not _blank(row.get(col)):
             overrides[field] = float(stack.hw_index[stack.catalog.accelerator(str(row[col])).name])
