@@ -42,7 +42,8 @@ def _cmd_predict(args) -> int:
         raise UserError(str(e)) from e
     cols = set(df.columns)
     # Instance rows need hardware; stack rows name a system or a workload instead.
-    missing = {"model"} - cols or ({"hardware"} - cols if not cols & {"system", "workload"} else set())
+    stack_table = bool(cols & {"system", "workload"})
+    missing = ({"model"} - cols) or (set() if stack_table else {"hardware"} - cols)
     if missing:
         raise UserError(
             f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware "
