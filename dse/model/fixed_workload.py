@@ -27,7 +27,7 @@ from .design import Design
 from .efficiency import Efficiency, Runtime
 from .numerics import safe_div
 from .pools import Pools, Trace
-from .system import PREFILL_UTILIZATION, Served, _settler, serve_at
+from .system import PREFILL_UTILIZATION, Served, settler, serve_at
 from .system_design import SYSTEM_DEFAULTS, SystemDesign
 
 
@@ -136,7 +136,7 @@ def serve_fixed(
     profile = fixed_workload(design, rt.spec_acceptance)
     trace = Trace(disagg=disagg, afd=False, draft_model=False, tiers=False)
     p = Pools(arch, hw, hw, hw, no_host(), eff, rt, profile, sd, k, tau, trace)
-    settle, decode_rate, dec = _settler(p, k, tau, prefill_utilization)
+    settle, decode_rate, dec = settler(p, k, tau, prefill_utilization)
     # F(r) is constant here (the hit rate is prefix / isl at any load), so F(decode_rate) is
     # the root evaluate_system would solve for.
     rate, state = settle(decode_rate)

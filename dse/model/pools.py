@@ -145,7 +145,7 @@ class Pools:
 
         def prefill_running():
             return memory_per_gpu(
-                ps, self._prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False
+                ps, self.prefill_per_rank(profile.new_tokens) * ps.design.dp, isl, False
             )
 
         def decode_running():
@@ -188,7 +188,7 @@ class Pools:
         d = self.decode.design
         return Segment(batch / (d.dp * d.pp), 1.0 + k, self.ctx)
 
-    def _prefill_per_rank(self, uncached: Array) -> Array:
+    def prefill_per_rank(self, uncached: Array) -> Array:
         """Prompts one prefill rank runs per forward pass (a chunk of ~8K tokens)."""
         return jnp.maximum(safe_div(self.prefill_setup.rt.chunk_tokens, uncached), 1.0)
 
@@ -202,7 +202,7 @@ class Pools:
     def prefill_throughput(self, uncached: Array) -> tuple[Array, Array]:
         """(requests/s the prefill pool completes at full load, seconds of one batched pass)."""
         d = self.prefill_setup.design
-        per_rank = self._prefill_per_rank(uncached)
+        per_rank = self.prefill_per_rank(uncached)
         seg = self._prefill_segment(per_rank, uncached)
         batch_time = forward_cost(self.prefill_setup, (seg,), per_rank).total
         workers = safe_div(self.sd.prefill_units, d.tp * d.dp)

@@ -188,7 +188,7 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
         ttft = jnp.maximum(served.prefill_alone + served.handoff + served.request, closed_loop)
         total_gpus = jnp.maximum(d.prefill_gpus + d.decode_gpus, 1.0)
         ps = p.prefill_setup
-        per_rank = jnp.maximum(safe_div(s.rt.chunk_tokens, served.uncached), 1.0)
+        per_rank = p.prefill_per_rank(served.uncached)
         ok_pools = (d.prefill_gpus > 0) & (d.decode_gpus >= d.gpus)
         fits = (c.cap >= 1.0) & (
             memory_per_gpu(ps, per_rank * ps.design.dp, d.isl, c.spec) <= usable_bytes(ps)

@@ -91,10 +91,10 @@ def evaluate_system(
     # bracketed and solved (``_rate_root``), on a copy of the pools that carries no derivative
     # (``_constant``) when derivatives are wanted: they are the implicit ones, added at the root
     # (``_at_root``).
-    settle, decode_rate, dec = _settler(p, k, tau)
+    settle, decode_rate, dec = settler(p, k, tau)
     if derivatives:
         const = _constant(inputs)
-        settle_const, decode_rate_const, _ = _settler(Pools(*const), *const[-2:])
+        settle_const, decode_rate_const, _ = settler(Pools(*const), *const[-2:])
         root, _ = _rate_root(settle_const, decode_rate_const)
         rate, state = _at_root(settle, settle_const, root)
     else:
@@ -229,7 +229,7 @@ class Served(NamedTuple):
 
 def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> Served:
     """TPOT and open-loop TTFT at ``rate`` with the prefill ``state`` that ``settle(rate)``
-    returned (``_settler``) and the full-batch decode step ``dec``."""
+    returned (``settler``) and the full-batch decode step ``dec``."""
     hits, plan, uncached, agg_step, first, prefill_rate, prefill_batch = state
     sd, profile, batch, trace = p.sd, p.profile, p.batch, p.trace
     disagg = sd.prefill_units > 0 if trace.disagg is None else jnp.asarray(trace.disagg)
@@ -289,7 +289,7 @@ def _prompts_per_iteration(p: Pools, seg: Segment, tau: Array) -> Array:
     return expected_max_poisson(seg.seqs * tau / osl, synced)
 
 
-def _settler(p: Pools, k: Array, tau: Array, prefill_utilization: float = PREFILL_UTILIZATION):
+def settler(p: Pools, k: Array, tau: Array, prefill_utilization: float = PREFILL_UTILIZATION):
     """``settle(rate) -> (F(rate), what prefill looks like at that rate)`` for the pools ``p``,
     plus the decode-only rate (F's upper bound) and the decode step. The per-token recompute
     cost that decides restore vs recompute is taken at the workload's new tokens (ASSUMPTION: a
