@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-import dse  # noqa: F401  (JAX config, compilation cache)
+import dse
 from dse.search.evaluate import Evaluator
 from dse.search.exhaustive import exhaustive_search
 from dse.search.objectives import meets, parse_constraints, parse_objectives, violations
@@ -352,6 +352,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main() -> None:
+    dse.configure()  # float64 and the compilation cache, as the CLI does
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", choices=sorted(SPACES), default="full")
     ap.add_argument(

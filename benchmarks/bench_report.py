@@ -29,15 +29,15 @@ def main() -> None:
               f"({outcome.summary['evaluated']:,} designs)")  # fmt: skip
         run = load_run(run_dir)
         review = build_review(run)
-        workload, model = run.summary["workload"], run.summary["model"]
+        workload = run.summary["workload"]
         figs = Path(tmp) / "figures"
         for name, make in (
             ("frontier", lambda: frontier_figure(review, figs)),
             ("cost", lambda: cost_figure(review, figs)),
             ("breakdown", lambda: breakdown_figure(review, figs)),
             ("sensitivity", lambda: sensitivity_figure(review, figs)),
-            ("cache", lambda: cache_figure(review, workload, model, figs)),
-            ("session", lambda: session_figure(workload, figs)),
+            ("cache", lambda: cache_figure(review, run, figs)),
+            ("session", lambda: session_figure(run, workload, figs)),
         ):
             t = time.perf_counter()
             make()

@@ -11,15 +11,16 @@ import time
 
 import numpy as np
 
-import dse  # noqa: F401
-from dse.model.system_design import SYSTEM_FIELDS, SystemDesign
+import dse
 from dse.model.system_batched import evaluate_systems
+from dse.model.system_design import SYSTEM_FIELDS, SystemDesign
 from dse.stack import Stack
 
 N = 1 << 16
 
 
 def main() -> None:
+    dse.configure()  # float64 and the compilation cache, as the CLI does
     st = Stack(workload="agentic_coding", sessions=32)
     rng = np.random.default_rng(0)
     systems = ["gb200_nvl72", "gb300_nvl72", "vr200_nvl72", "vr200_lpx_afd", "vr200_lpx_decode"]

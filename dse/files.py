@@ -1,4 +1,9 @@
-"""Atomic file writes: every output goes to a unique temporary name beside its target and is
+"""Where dse's files are, and atomic file writes.
+
+``conf_dir``: the ``conf/`` tree (``$DSE_CONF`` or the one beside the package), which the
+catalog, the calibration and the report's reference material read.
+
+Atomic writes: every output goes to a unique temporary name beside its target and is
 renamed over it when complete, so a killed run never leaves half a file and two processes
 writing the same run folder (workers sharing a study) never trip over each other's
 temporaries; the last complete write wins."""
@@ -30,3 +35,11 @@ def write_text_atomic(text: str, path: Path | str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` directory: ``$DSE_CONF`` if set, else the one beside the package."""
+    env = os.environ.get("DSE_CONF")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1] / "conf"

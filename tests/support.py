@@ -17,10 +17,10 @@ import numpy as np
 
 from dse.calibration import Calibration
 from dse.catalog import load_catalog
-from dse.catalog.hardware import Hardware
 from dse.model import EFFICIENCY_FIELDS, Efficiency, make_design
 from dse.model.batched import evaluate_many, stack
 from dse.model.design import Design
+from dse.model.hardware import Hardware
 from dse.model.metrics import METRIC_FIELDS
 
 # Table of models / accelerators used by the batched tests (sizes fixed on purpose, see above).

@@ -17,7 +17,7 @@ import pandas as pd
 from ..catalog import Catalog
 from ..model.batched import stack
 from ..model.design import Design
-from ..scenarios.predict import parse_frame
+from ..scenarios.schema import parse_frame
 
 METRICS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu")
 CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.35}

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import yaml
 
 from ..catalog import GENERATIONS, conf_dir
+from ..jax_config import configure
 from ..model.efficiency import (
     EFFICIENCY_FIELDS,
     FRAMEWORK_FIELDS,
@@ -61,6 +62,7 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> Calibration:
+        configure()  # float64 before the first array is built
         if path is not None and not Path(path).exists():
             raise ValueError(
                 f"calibration file {path} does not exist; run `dse calibrate -o {path}` or omit it"

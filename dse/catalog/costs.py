@@ -11,16 +11,14 @@ from __future__ import annotations
 import difflib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import yaml
 
+from ..jax_config import configure
+from ..model.cost import COST_FIELDS, CostParams
+from ..model.pricing import API_PRICE_FIELDS, ApiPrices
 from . import registry
-
-if TYPE_CHECKING:  # imported lazily below: dse.catalog must not need dse.model to import
-    from ..model.cost import CostParams
-    from ..model.pricing import ApiPrices
 
 _METADATA = {"title", "sources", "notes"}
 API_PRICES_FILE = "api_prices"
@@ -62,7 +60,7 @@ def load_cost_params(
 ) -> CostParams:
     """:class:`CostParams` from ``conf/cost/<name>.yaml`` (conf dir: ``registry.conf_dir()``),
     with ``overrides`` (field → value) applied on top and validated the same way."""
-    from ..model.cost import COST_FIELDS, CostParams
+    configure()
 
     folder = Path(conf_dir or registry.conf_dir()) / "cost"
     path = folder / f"{name}.yaml"
@@ -94,8 +92,7 @@ def load_api_prices(
     name: str, conf_dir: Path | str | None = None, overrides: dict | None = None
 ) -> ApiPrices:
     """The :class:`ApiPrices` preset ``name`` from ``conf/cost/api_prices.yaml``."""
-    from ..model.pricing import API_PRICE_FIELDS, ApiPrices
-
+    configure()
     path = Path(conf_dir or registry.conf_dir()) / "cost" / f"{API_PRICES_FILE}.yaml"
     presets = _read(path).get("presets", {})
     if name not in presets:

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .architecture import Architecture
-from .hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
+from ..files import conf_dir as conf_dir
+from ..jax_config import configure
+from ..model.architecture import Architecture
+from ..model.hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
 
 
 class CatalogError(ValueError):
     """A bad name or a malformed catalog file; the message is one line saying what and how to fix."""
-
-
-def conf_dir() -> Path:
-    """The ``conf/`` directory: ``$DSE_CONF`` if set, else the one beside the package."""
-    env = os.environ.get("DSE_CONF")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "conf"
 
 
 @dataclass(frozen=True)
@@ -81,6 +74,7 @@ class Catalog:
     """All models, accelerators and host tiers found under one ``conf/`` directory."""
 
     def __init__(self, root: Path | None = None):
+        configure()  # float64 before the first array is built
         self.root = Path(root) if root is not None else conf_dir()
         self.models: dict[str, ModelEntry] = {}
         self.hardware: dict[str, HardwareEntry] = {}

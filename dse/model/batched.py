@@ -14,11 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware
+from .architecture import Architecture
 from .design import Design
 from .efficiency import Efficiency, Runtime
+from .hardware import Hardware
 from .metrics import Metrics
+from .numerics import require_float64
 from .serving import evaluate
 
 
@@ -65,6 +66,7 @@ def evaluate_many(
     Designs are grouped by serving path (prefill / decode / aggregated / disaggregated serve) so
     each group traces only its own path, then evaluated in fixed-size chunks (one compilation
     per path for any total size) and scattered back into input order."""
+    require_float64()
     phase = np.asarray(designs.phase)
     mode = np.asarray(designs.mode)
     paths = np.where(phase == 0.0, 0, np.where(phase == 1.0, 1, np.where(mode == 1.0, 3, 2)))

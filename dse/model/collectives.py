@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.hardware import Hardware
 from .efficiency import Efficiency, Runtime
+from .hardware import Hardware
 from .numerics import safe_div, soft_max
 
 

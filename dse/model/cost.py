@@ -26,7 +26,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.hardware import Hardware
+from .hardware import Hardware
 from .numerics import safe_div
 
 HOURS_PER_YEAR = 8760.0

@@ -41,7 +41,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.hardware import GENERATIONS
+from .hardware import GENERATIONS
 
 KERNEL_FIELDS = (
     "gemm_mfu_fp4",

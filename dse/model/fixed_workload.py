@@ -19,16 +19,15 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware, HostTier
-from ..workload.cache import CACHE_GRID_TOKEN_S
-from ..workload.profile import WorkloadProfile
+from .architecture import Architecture
 from .design import Design
 from .efficiency import Efficiency, Runtime
+from .hardware import Hardware, HostTier
 from .numerics import safe_div
 from .pools import Pools, Trace
-from .system import PREFILL_UTILIZATION, Served, settler, serve_at
+from .system import PREFILL_UTILIZATION, Served, serve_at, settler
 from .system_design import SYSTEM_DEFAULTS, SystemDesign
+from .workload import CACHE_GRID_TOKEN_S, WorkloadProfile
 
 
 def fixed_profile(isl: Array, osl: Array, prefix: Array, acceptance: Array) -> WorkloadProfile:

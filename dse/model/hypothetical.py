@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.hardware import Hardware
 from .cost import CostParams
+from .hardware import Hardware
 
 # SystemDesign fields that scale the decode pool's accelerator (default 1.0 each).
 HARDWARE_KNOBS: tuple[str, ...] = (

@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
+from .architecture import Architecture
 
 GQA_ATTENTION_KERNELS = 5.0
 MLA_ATTENTION_KERNELS = 10.0

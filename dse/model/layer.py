@@ -20,10 +20,10 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware
+from .architecture import Architecture
 from .design import Design, bytes_per_element
 from .efficiency import Efficiency, Runtime
+from .hardware import Hardware
 from .numerics import safe_div, safe_pow
 from .roofline import Cost, gemm_efficiency, op_cost
 

@@ -9,10 +9,22 @@ error at most ``2**(1/p) - 1`` where both terms tie (exactly where real kernels 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
 TINY = 1e-30
+
+
+def require_float64() -> None:
+    """Refuse to run in float32: the model mixes 1e15 FLOP/s with 1e-9 s terms, and float32
+    silently loses the small ones. The model never changes JAX's settings itself (dse's entry
+    points do, ``dse.configure``), so a caller that skipped them is told how to fix it."""
+    if not jax.config.jax_enable_x64:
+        raise RuntimeError(
+            "dse's model needs JAX float64: call dse.configure() (or "
+            'jax.config.update("jax_enable_x64", True)) before building its inputs'
+        )
 
 
 def safe_div(num: Array, den: Array, fallback: float = 0.0) -> Array:

@@ -14,12 +14,11 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware, HostTier
-from ..workload.profile import WorkloadProfile
 from .afd import afd_step
+from .architecture import Architecture
 from .design import Design
 from .efficiency import Efficiency, Runtime, effective_framework
+from .hardware import Hardware, HostTier
 from .layer import Segment, Setup
 from .memory import (
     kv_bytes_per_sequence_gpu,
@@ -35,6 +34,7 @@ from .speculation import speculation_cost
 from .step import draft_cost, forward_cost
 from .system_design import SystemDesign
 from .tiers import kv_bytes_per_token
+from .workload import WorkloadProfile
 
 
 def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) -> Design:

@@ -42,13 +42,6 @@ class ApiPrices(eqx.Module):
 API_PRICE_FIELDS: tuple[str, ...] = tuple(ApiPrices.__dataclass_fields__)
 
 
-def api_prices(name: str, conf_dir=None) -> ApiPrices:
-    """The preset ``name`` of ``conf/cost/api_prices.yaml`` (e.g. ``anthropic_5min``)."""
-    from ..catalog.costs import load_api_prices
-
-    return load_api_prices(name, conf_dir)
-
-
 def session_api_cost(
     input_tokens: Array,
     cached_tokens: Array,

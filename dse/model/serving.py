@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware
+from .architecture import Architecture
 from .design import Design
 from .efficiency import Efficiency, Runtime, effective_framework
 from .fixed_workload import serve_fixed
+from .hardware import Hardware
 from .layer import Segment, Setup
 from .memory import (
     max_sequences,

@@ -23,9 +23,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
+from .kernels import DENSE_MLP_KERNELS, GQA_ATTENTION_KERNELS
 from .layer import Segment, Setup, _gemm
 from .numerics import safe_div, safe_pow
-from .kernels import DENSE_MLP_KERNELS, GQA_ATTENTION_KERNELS
 from .roofline import Cost, select_cost
 from .step import draft_cost, kernel_overhead
 

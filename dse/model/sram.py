@@ -20,9 +20,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware
+from .architecture import Architecture
 from .design import bytes_per_element
+from .hardware import Hardware
 from .layer import ACT_BYTES, kv_bytes_per_token_layer
 from .memory import SRAM_RESERVE_FRACTION
 

@@ -25,9 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware, HostTier
-from ..workload.profile import WorkloadProfile
+from .architecture import Architecture
 from .cost import (
     HOURS_PER_YEAR,
     CostParams,
@@ -36,6 +34,7 @@ from .cost import (
     memory_tier_cost,
 )
 from .efficiency import Efficiency, Runtime
+from .hardware import Hardware, HostTier
 from .layer import Segment, Setup
 from .metrics import bound_code
 from .numerics import expected_max_poisson, finite_or, safe_div
@@ -47,6 +46,7 @@ from .step import forward_cost
 from .system_design import SystemDesign
 from .system_metrics import SYSTEM_REASONS, SystemMetrics
 from .tiers import Restore, TierHits, restore_plan, tier_hits
+from .workload import WorkloadProfile
 
 # Utilization at which a disaggregated prefill pool is run (ASSUMPTION): an M/D/1 queue at
 # rho = 0.8 waits 2 service times on average (DistServe §3, workloads.md §5), a common

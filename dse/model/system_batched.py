@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..catalog.architecture import Architecture
-from ..catalog.hardware import Hardware, HostTier
+from .architecture import Architecture
 from .batched import run_in_chunks
+from .hardware import Hardware, HostTier
 from .hypothetical import apply_where, hypothetical_hardware
+from .numerics import require_float64
 from .system import evaluate_system
 from .system_design import SystemDesign
 from .system_metrics import SystemMetrics
@@ -75,6 +76,7 @@ def evaluate_systems(
     tables: SystemTables, eff, rt, cost, profile, designs: SystemDesign, chunk: int = 1 << 16
 ) -> SystemMetrics:
     """Evaluate a batch of system designs (arrays of equal length); numpy results."""
+    require_float64()
 
     def fn(d):
         return _evaluate_chunk(tables, eff, rt, cost, profile, d)

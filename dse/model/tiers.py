@@ -29,7 +29,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from ..catalog.architecture import Architecture
+from .architecture import Architecture
 from .layer import kv_bytes_per_token_layer
 from .numerics import safe_div
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..catalog import conf_dir
+from ..files import conf_dir
 
 MIN_POINTS = 3
 # metric groups: per-user speed (what sets tok/s/user), throughput per GPU, time to first token

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import __version__
-from ..catalog import conf_dir
+from ..files import conf_dir
 from ..model.hypothetical import HARDWARE_KNOBS
+from ..version import __version__
 from .accuracy import accuracy_table
 from .review import Review, bounds_text, deltas
 

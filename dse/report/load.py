@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-TABLES = ("points", "frontier", "best", "sensitivities", "refined", "mix")
+TABLES = ("points", "frontier", "best", "sensitivities", "refined", "mix", "session", "cache_curve")
 
 
 @dataclass(frozen=True)

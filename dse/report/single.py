@@ -39,30 +39,19 @@ def _write_run_report(run: RunResults, top: int, baseline: str | None, folder):
         context = mix_context(run, figure_entries(figures, run.path))
         return _write(run, "mix", context, figures, ReportFiles)
     review = build_review(run, top=top, baseline=baseline)
-    workload, model = run.summary.get("workload"), run.summary.get("model")
-    params = _session_params(run)
+    workload = run.summary.get("workload")
     figures = []
     if len(review.frontier):
         figures += [frontier_figure(review, folder), cost_figure(review, folder)]
         figures.append(breakdown_figure(review, folder))
         figures.append(sensitivity_figure(review, folder))
         if workload not in FIXED_TRAFFIC:
-            figures.append(cache_figure(review, params, workload, model, folder))
+            figures.append(cache_figure(review, run, folder))
     if workload not in FIXED_TRAFFIC:
-        figures.append(session_figure(params, workload, folder))
+        figures.append(session_figure(run, workload, folder))
     figures = [f for f in figures if f is not None]
     context = build_context(review, figure_entries(figures, run.path), [])
     return _write(run, "report", context, figures, ReportFiles)
-
-
-def _session_params(run: RunResults):
-    """The workload as the run used it (``config.yaml``), not as ``conf/workload/`` reads now."""
-    from ..workload.params import SessionParams
-
-    cfg = run.config
-    if cfg.get("traffic") or not isinstance(cfg.get("workload"), dict):
-        return None
-    return SessionParams.from_dict(cfg["workload"])
 
 
 def _write(run: RunResults, template: str, context: dict, figures, ReportFiles):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from .context import fmt
 from .figures.frontier import with_derived
 from .figures.style import PALETTE, pareto_2d, save, style, subplots

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..catalog import Catalog
+import pandas as pd
+
+from ..catalog import Catalog, CatalogError
 from ..model.design import DTYPE_BITS, MODES, PHASES
 from ..model.efficiency import DEFAULT_FRAMEWORK, FRAMEWORK_ALIASES, framework_code
 
@@ -262,8 +264,6 @@ def check_columns(columns) -> tuple[list[str], list[str]]:
     import re
 
     errors, warnings = [], []
-    from .stack_rows import STACK_INPUT_COLUMNS
-
     known = set(INPUT_COLUMNS) | set(STACK_INPUT_COLUMNS)
     for c in columns:
         name = str(c)
@@ -283,4 +283,62 @@ def arch_is_moe(arch) -> bool:
     return float(arch.num_experts) > 0
 
 
+# -- stack rows: a row that names a ``workload`` (a ``conf/workload`` preset) or a ``system``
+# (a ``conf/system`` hardware mix) is predicted with the whole-system model
+# (``dse.predict.stack_rows``); these are its columns.
+STACK_INPUT_COLUMNS = (
+    "workload", "system", "software", "prefill_hardware", "ffn_hardware", "prefill_tp",
+    "prefill_ep", "prefill_dp", "ffn_units", "ffn_tp", "ffn_pp", "microbatches", "spec_method",
+    "draft_params_b", "prompt_cache", "host", "host_gb_per_gpu", "storage_tb", "storage_gbs",
+)  # fmt: skip
+# Instance-schema columns that also mean something for a stack row (decode pool / software).
+SHARED_COLUMNS = {
+    "tp": "tp", "pp": "pp", "ep": "ep", "dp": "dp", "batch": "batch", "spec_k": "spec_k",
+    "decode_gpus": "decode_units", "prefill_gpus": "prefill_units",
+}  # fmt: skip
+NUMERIC_OVERRIDES = {
+    "prefill_tp": "prefill_tp", "prefill_ep": "prefill_ep", "prefill_dp": "prefill_dp",
+    "ffn_units": "ffn_units", "ffn_tp": "ffn_tp", "ffn_pp": "ffn_pp",
+    "microbatches": "microbatches", "draft_params_b": "draft_params_b",
+    "host_gb_per_gpu": "host_gb_per_gpu", "storage_tb": "storage_tb", "storage_gbs": "storage_gbs",
+    **SHARED_COLUMNS,
+}  # fmt: skip
+# Columns that count something: whole numbers from a minimum up to the schema's physical limits
+# (schema.MAX_*), so a stack row's batch=1e30 is refused instead of capped silently.
+COUNT_LIMITS = {
+    "tp": (1, MAX_GPUS), "pp": (1, MAX_GPUS), "ep": (1, MAX_GPUS), "dp": (1, MAX_GPUS),
+    "prefill_tp": (1, MAX_GPUS), "prefill_ep": (1, MAX_GPUS), "prefill_dp": (1, MAX_GPUS),
+    "ffn_tp": (1, MAX_GPUS), "ffn_pp": (1, MAX_GPUS), "ffn_units": (0, MAX_GPUS),
+    "decode_gpus": (1, MAX_GPUS), "prefill_gpus": (0, MAX_GPUS), "microbatches": (1, 1024),
+    "batch": (0, MAX_SEQUENCES), "spec_k": (0, MAX_SPEC_K),
+}  # fmt: skip
+STACK_OUTPUT_COLUMNS = (
+    "hit_rate", "output_tok_s", "requests_s", "sessions", "uncached_tokens", "restore_ms",
+    "units", "prefill_utilization", "usd_per_hour", "usd_per_unit_hour", "power_kw", "usd_per_mtok",
+    "usd_per_mtok_output", "usd_per_mtok_uncached", "usd_per_mtok_cached", "usd_per_session",
+    "tok_s_per_mw", "accuracy_penalty_pct",
+)  # fmt: skip
+
+
+def is_stack_row(row: dict) -> bool:
+    return not _blank(row.get("workload")) or not _blank(row.get("system"))
+
+
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "Scenario", "check_columns", "parse_row"]
+
+
+def parse_frame(
+    df: pd.DataFrame, catalog: Catalog, *, means: bool = False
+) -> tuple[list[Scenario | None], list[str]]:
+    """Each row parsed (``schema.parse_row``; ``means``: measured rows) or its error line."""
+    scenarios, errors = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        try:
+            scenarios.append(parse_row(row, catalog, means=means))
+            errors.append("")
+        except (ValueError, CatalogError) as e:
+            rid = row.get("id")
+            where = f"row {i + 2}" + (f" (id {rid})" if isinstance(rid, str) and rid else "")
+            scenarios.append(None)
+            errors.append(f"{where}: {e}")
+    return scenarios, errors

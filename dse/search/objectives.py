@@ -11,10 +11,9 @@ Violations are normalized by the bound (``(v - max) / |max|``) so Optuna's const
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np

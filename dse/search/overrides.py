@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from ..catalog import conf_dir
+from ..files import conf_dir
 
 GROUPS = ("model", "workload", "cost", "space", "search", "hardware", "study")
 HYDRA_OWN_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--package",

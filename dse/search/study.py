@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..catalog import conf_dir
+from ..files import conf_dir
 from ..progress import Progress, make_progress
 from ..stack import Stack
 from ..stack.config import load_group
@@ -58,7 +57,6 @@ class StudyOutcome:
     best: pd.DataFrame
     points: pd.DataFrame | None = None
     extra: dict = field(default_factory=dict)  # engine-specific tables (mix, refine, ...)
-    report: object | None = None  # dse.report.ReportFiles when the run wrote its report
 
 
 def _plain(cfg) -> dict:
@@ -131,9 +129,13 @@ def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
 def run_study(
     cfg, choices: dict, out_dir: Path | str, progress: str | Progress = "none"
 ) -> StudyOutcome:
-    """Run the study described by a resolved config; write and return its results.
-    ``progress``: a :mod:`dse.progress` mode (``auto``, ``bars``, ``log``, ``none``) or object."""
-    progress = make_progress(progress) if isinstance(progress, str) else progress
+    """Run the study described by a resolved config; write and return its results (the
+    design-review report is the caller's: ``dse.report.write_report(out_dir)`` reads the files
+    written here). ``progress``: a :mod:`dse.progress` mode (``auto``, ``bars``, ``log``,
+    ``none``), closed on return, or a Progress object, which the caller closes."""
+    if not isinstance(progress, str):
+        return _run_study(cfg, choices, Path(out_dir), progress)
+    progress = make_progress(progress)
     try:
         return _run_study(cfg, choices, Path(out_dir), progress)
     finally:
@@ -205,6 +207,8 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
             extra = _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s)
         for name, table in extra.items():
             written += write_table(table, out, name)
+    files, workload_cache = _write_workload(cfg, stack, model, frontier, out)
+    written += files
     ref = default_reference(objectives, frontier)
     summary.update(
         evaluated=result.evaluated, feasible=result.feasible, frontier=len(frontier),
@@ -212,10 +216,35 @@ def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcom
         hypervolume=front_hypervolume(frontier, objectives, ref), hypervolume_reference=ref,
         seconds=round(time.perf_counter() - t0, 2), files=written + ["config.yaml", "summary.json"],
     )  # fmt: skip
+    if workload_cache:
+        summary["workload_cache"] = workload_cache
     summary_json(out / "summary.json", summary)
-    return StudyOutcome(
-        out, summary, frontier, best, result.points, extra, _report(cfg, out, progress)
-    )
+    return StudyOutcome(out, summary, frontier, best, result.points, extra)
+
+
+def _write_workload(cfg: dict, stack: Stack, model: str, frontier, out: Path):
+    """The workload's session and hit-rate curve (``dse.workload.record``) as tables, and the
+    KV bytes per cached token of the study's model at the population's mean prompt, per KV
+    precision on the frontier, in ``summary.json``: what the report's workload figures draw.
+    Fixed-length traffic has neither a session nor a reuse curve."""
+    if cfg.get("traffic") or not isinstance(cfg.get("workload"), dict):
+        return [], None
+    from ..model.tiers import kv_bytes_per_token
+    from ..workload.params import SessionParams
+    from ..workload.record import cache_curve, session_table
+    from ..workload.session import DEFAULT_SEED
+
+    params = SessionParams.from_dict(cfg["workload"])
+    curve, mean_input = cache_curve(params, whole(cfg, "sessions", 64))
+    arch = stack.catalog.model(model).arch
+    bits = sorted({4.0, 8.0, 16.0} | set(frontier.get("kv_bits", pd.Series(dtype=float))))
+    kv = {f"{b:g}": float(kv_bytes_per_token(arch, np.float64(b), np.float64(mean_input)))
+          for b in bits}  # fmt: skip
+    files = write_table(session_table(params), out, "session")
+    files += write_table(curve, out, "cache_curve")
+    return files, {"mean_input_tokens": mean_input, "kv_bytes_per_token": kv,
+                   "prompt_cache_ttl_s": float(params.prompt_cache_ttl_s),
+                   "session_seed": DEFAULT_SEED}  # fmt: skip
 
 
 def _check_report_options(cfg: dict) -> None:
@@ -232,28 +261,6 @@ def _check_report_options(cfg: dict) -> None:
             f"report.baseline={baseline!r} is not a system of this study; "
             f"{f'did you mean {near[0]}? ' if near else ''}choose one of {', '.join(systems)}"
         )
-
-
-def _report(cfg: dict, out: Path, progress: Progress):
-    """The design-review report (``report.enabled``), built from the files just written. The
-    search's tables are already safe on disk, so a report that fails is a warning (with the
-    command that retries it), not a lost run; ``--debug`` raises instead."""
-    opts = dict(cfg.get("report") or {})
-    if not opts.get("enabled", True):
-        return None
-    from ..report import write_report
-
-    try:
-        with progress.phase("report: figures, report.md, report.html"):
-            return write_report(
-                out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline")
-            )
-    except Exception as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        log.warning("report not written (%s: %s); the tables are. Retry: dse --debug report %s",
-                    type(e).__name__, str(e).splitlines()[0] if str(e) else "", out)  # fmt: skip
-        return None
 
 
 def whole(section: dict, key: str, default: int, where: str = "", low: int = 1) -> int:
@@ -416,7 +423,7 @@ def _run_milp(cfg, s, stack, model, out, summary, t0, progress) -> StudyOutcome:
     summary.update(seconds=round(time.perf_counter() - t0, 2), files=written + ["summary.json"])
     summary_json(out / "summary.json", summary)
     mix = {"mix": result}
-    return StudyOutcome(out, summary, pd.DataFrame(), table, None, mix, _report(cfg, out, progress))
+    return StudyOutcome(out, summary, pd.DataFrame(), table, None, mix)
 
 
 def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:

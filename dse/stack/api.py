@@ -22,8 +22,9 @@ from ..model.batched import stack
 from ..model.system_batched import SystemTables, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
 from ..model.system_metrics import SYSTEM_BOUNDS, SYSTEM_METRIC_FIELDS, SYSTEM_REASON_TEXT
+from ..model.workload import WorkloadProfile
 from ..workload.presets import load_preset
-from ..workload.profile import WorkloadProfile, profile_for, split_profiles
+from ..workload.profile import profile_for, split_profiles
 from .config import load_group, system_values
 
 

@@ -9,10 +9,9 @@
 * :mod:`profile`: the numbers the serving model consumes (``WorkloadProfile``, a JAX pytree).
 """
 
+from dse.model.workload import CACHE_GRID_POINTS, CACHE_GRID_TOKEN_S, WorkloadProfile
 from dse.workload.cache import (
     BLOCK_TOKENS,
-    CACHE_GRID_POINTS,
-    CACHE_GRID_TOKEN_S,
     Reuse,
     hit_curve,
     hit_rate,
@@ -30,7 +29,6 @@ from dse.workload.presets import (
     tokens_per_step,
 )
 from dse.workload.profile import (
-    WorkloadProfile,
     build_profile,
     profile_for,
     stack_profiles,

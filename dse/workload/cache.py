@@ -43,12 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dse.model.workload import CACHE_GRID_TOKEN_S
 from dse.workload.stack import stack_depths
 
 BLOCK_TOKENS = 512  # Mooncake hash-id block size
-CACHE_GRID_POINTS = 48
-# capacity / request rate (token-seconds): 0, then 47 points log-spaced over 1e3 .. 1e10
-CACHE_GRID_TOKEN_S = np.concatenate([[0.0], np.logspace(3.0, 10.0, CACHE_GRID_POINTS - 1)])
 
 
 @dataclass(frozen=True)

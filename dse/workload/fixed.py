@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from dse.jax_config import configure
 from dse.model.fixed_workload import fixed_profile
+from dse.model.workload import WorkloadProfile
 from dse.workload.params import SessionParams
-from dse.workload.profile import WorkloadProfile, _f64
+from dse.workload.profile import _f64
 
 
 def fixed_length_profile(
@@ -48,6 +50,7 @@ def fixed_length_profile(
     tokens (aiconfigurator-style benchmark traffic). ``prefix``: cached prompt tokens per request
     (aiconfigurator's ``--prefix``; 0 = no reuse). ``params`` supplies the speculative acceptance
     (default: ``SessionParams()``)."""
+    configure()
     isl, osl, prefix = float(isl), float(osl), float(prefix)
     if not (np.isfinite(isl) and isl >= 1.0):
         raise ValueError(f"isl={isl:g} must be a finite number of prompt tokens >= 1")

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from dse.files import conf_dir as default_conf_dir
 from dse.workload.params import SessionParams
 
 
 def workload_dir(conf_dir: str | Path | None = None) -> Path:
-    """``<conf>/workload``; ``conf`` defaults to :func:`dse.catalog.registry.conf_dir`."""
-    if conf_dir is None:
-        from dse.catalog.registry import conf_dir as default_conf_dir
-
-        conf_dir = default_conf_dir()
-    return Path(conf_dir) / "workload"
+    """``<conf>/workload``; ``conf`` defaults to :func:`dse.files.conf_dir`."""
+    return Path(conf_dir if conf_dir is not None else default_conf_dir()) / "workload"
 
 
 def available_presets(conf_dir: str | Path | None = None) -> list[str]:

@@ -3,15 +3,15 @@ dense-peak conventions hold, and values agree with shared/reference/hardware.csv
 
 from __future__ import annotations
 
-import os
 import csv
 import math
+import os
 from pathlib import Path
 
 import pytest
 
-from dse.catalog.hardware import GENERATIONS, HARDWARE_FIELDS, HOST_FIELDS
 from dse.catalog.registry import CatalogError
+from dse.model.hardware import GENERATIONS, HARDWARE_FIELDS, HOST_FIELDS
 
 ACCELERATORS = (
     "h100_sxm",

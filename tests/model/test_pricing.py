@@ -14,7 +14,6 @@ from dse.catalog import load_api_prices
 from dse.catalog.costs import api_price_names
 from dse.model.pricing import (
     API_PRICE_FIELDS,
-    api_prices,
     break_even_reads,
     caching_saving,
     input_cost_ratio,
@@ -30,8 +29,8 @@ def f64(x):
 
 
 def test_seed_95_percent_hits_cut_input_cost_by_about_85_percent():
-    with_writes = api_prices("anthropic_5min")  # 1.25x writes
-    free_writes = api_prices("openai_gpt5")  # writes billed as plain input
+    with_writes = load_api_prices("anthropic_5min")  # 1.25x writes
+    free_writes = load_api_prices("openai_gpt5")  # writes billed as plain input
     assert float(input_cost_ratio(HIT, with_writes)) == pytest.approx(0.05 * 1.25 + 0.95 * 0.1)
     assert float(input_cost_ratio(HIT, free_writes)) == pytest.approx(0.05 + 0.095)
     assert float(caching_saving(HIT, with_writes)) == pytest.approx(0.8425)
@@ -41,15 +40,15 @@ def test_seed_95_percent_hits_cut_input_cost_by_about_85_percent():
 
 
 def test_seed_no_caching_costs_about_six_times_more():
-    with_writes = float(no_cache_multiplier(HIT, api_prices("anthropic_5min")))
-    free_writes = float(no_cache_multiplier(HIT, api_prices("openai_gpt5")))
+    with_writes = float(no_cache_multiplier(HIT, load_api_prices("anthropic_5min")))
+    free_writes = float(no_cache_multiplier(HIT, load_api_prices("openai_gpt5")))
     assert with_writes == pytest.approx(1 / 0.1575) and round(with_writes) == 6
     assert free_writes == pytest.approx(1 / 0.145) and round(free_writes) == 7
     # The write-charging convention is the one that rounds to both seed figures.
 
 
 def test_write_fraction_interpolates_between_conventions():
-    p = api_prices("anthropic_5min")
+    p = load_api_prices("anthropic_5min")
     none_written = float(input_cost_ratio(HIT, p, write_fraction=0.0))
     assert none_written == pytest.approx(0.145)
     assert float(input_cost_ratio(f64(0.0), p, write_fraction=0.0)) == pytest.approx(1.0)
@@ -57,14 +56,14 @@ def test_write_fraction_interpolates_between_conventions():
 
 
 def test_one_hour_writes_cost_more_and_first_reuse_pays_for_the_5min_write():
-    assert float(input_cost_ratio(HIT, api_prices("anthropic_1h"))) == pytest.approx(0.195)
-    assert float(break_even_reads(api_prices("anthropic_5min"))) == pytest.approx(0.25 / 0.9)
-    assert float(break_even_reads(api_prices("anthropic_1h"))) == pytest.approx(1 / 0.9)
-    assert float(break_even_reads(api_prices("openai_gpt5"))) == 0.0
+    assert float(input_cost_ratio(HIT, load_api_prices("anthropic_1h"))) == pytest.approx(0.195)
+    assert float(break_even_reads(load_api_prices("anthropic_5min"))) == pytest.approx(0.25 / 0.9)
+    assert float(break_even_reads(load_api_prices("anthropic_1h"))) == pytest.approx(1 / 0.9)
+    assert float(break_even_reads(load_api_prices("openai_gpt5"))) == 0.0
 
 
 def test_session_cost_counts_reads_writes_plain_and_output():
-    p = api_prices("anthropic_5min")
+    p = load_api_prices("anthropic_5min")
     cost = float(session_api_cost(f64(1e6), f64(9e5), f64(5e4), f64(1e4), p))
     expected = (5.0 * (5e4 + 0.1 * 9e5 + 1.25 * 5e4) + 25.0 * 1e4) / 1e6
     assert cost == pytest.approx(expected)
@@ -76,14 +75,14 @@ def test_session_cost_counts_reads_writes_plain_and_output():
 
 
 def test_explicit_cache_storage_is_billed_per_mtok_hour():
-    p = api_prices("gemini_explicit")
+    p = load_api_prices("gemini_explicit")
     held = float(session_api_cost(f64(0.0), f64(0.0), f64(0.0), f64(0.0), p, f64(2.0)))
     assert held == pytest.approx(9.0)  # 2 M tokens held 1 h at $4.50
-    assert float(session_api_cost(*(f64(0.0),) * 4, api_prices("gemini"), f64(2.0))) == 0.0
+    assert float(session_api_cost(*(f64(0.0),) * 4, load_api_prices("gemini"), f64(2.0))) == 0.0
 
 
 def test_cost_is_differentiable_in_the_hit_rate():
-    p = api_prices("anthropic_5min")
+    p = load_api_prices("anthropic_5min")
     slope = float(jax.grad(input_cost_ratio)(HIT, p))
     assert slope == pytest.approx(0.1 - 1.25)  # each extra hit saves (w - r) of a token
 
@@ -100,7 +99,7 @@ def test_every_preset_is_sourced_and_complete(catalog):
 
 def test_unknown_preset_and_bad_override_are_one_clear_error():
     with pytest.raises(ValueError, match="unknown API price list 'anthropic'.*anthropic_5min"):
-        api_prices("anthropic")
+        load_api_prices("anthropic")
     with pytest.raises(ValueError, match=r"cache_read_multiplier=-0\.1 must be"):
         load_api_prices("gemini", overrides={"cache_read_multiplier": -0.1})
     with pytest.raises(ValueError, match="did you mean 'cache_write_multiplier'"):

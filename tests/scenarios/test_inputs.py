@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from dse.scenarios import predict_frame
+from dse.predict import predict_frame
 from dse.scenarios.schema import check_columns
 
 

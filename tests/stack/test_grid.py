@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from dse.cli import main
-from dse.scenarios.predict import predict_frame
+from dse.predict.frame import predict_frame
 from dse.stack.config import load_group
 from dse.stack.grid import load_grid, run_grid
 

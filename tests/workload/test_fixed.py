@@ -5,10 +5,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from dse.model.workload import WorkloadProfile
 from dse.stack import Stack
 from dse.workload import CACHE_GRID_POINTS, SessionParams
 from dse.workload.fixed import fixed_length_profile
-from dse.workload.profile import WorkloadProfile, stack_profiles
+from dse.workload.profile import stack_profiles
 
 
 def test_fields_describe_independent_fixed_length_requests():

@@ -1,12 +1,14 @@
 """WorkloadProfile: finite float64 leaves, internally consistent, stackable and vmappable."""
 
 import os
+
 import jax
 import jax.numpy as jnp
 import pytest
 
+from dse.model.workload import WorkloadProfile
 from dse.workload import CACHE_GRID_POINTS, infinite_hit_rate, load_mooncake, trace_dir
-from dse.workload.profile import WorkloadProfile, profile_for, stack_profiles, trace_profile
+from dse.workload.profile import profile_for, stack_profiles, trace_profile
 
 PRESETS = ["chat", "chat_tools", "agentic_coding", "deep_research"]
 

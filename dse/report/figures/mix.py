@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import __version__
+from ...version import __version__
 from ..context import fmt
 from ..load import RunResults
 from .style import PALETTE, Figure, save, subplots

@@ -1,32 +1,29 @@
 """Agentic-workload figures: the context length of one session's requests (the seed's Fig. 4)
 and prompt-cache hit rate and cost against KV-cache tier sizes.
 
-Both re-run the workload generator with the study's preset and seed (``dse/workload/``), so the
-session and the hit-rate curve are the ones the study's profile was built from. Fixed-length
-traffic (``traffic: {isl, osl}``) has neither, and these figures are skipped.
+Both draw what the study wrote (``dse.workload.record``: ``session`` and ``cache_curve`` tables,
+``summary.json``'s ``workload_cache``), so the session and the hit-rate curve are the ones the
+study's profile was built from and nothing is re-simulated. Fixed-length traffic
+(``traffic: {isl, osl}``) has neither, and a run folder without them gets neither figure.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
-from ...catalog import load_catalog
-from ...model.tiers import kv_bytes_per_token
-from ...workload.cache import hit_curve
-from ...workload.params import SessionParams
-from ...workload.population import simulate_population
-from ...workload.session import DEFAULT_SEED, simulate_session
+from ..load import RunResults
 from ..review import Review
 from .style import PALETTE, Figure, save, subplots
 
 TIER_FIELDS = ("host_gb_per_gpu", "storage_tb")
 
 
-def session_figure(params: SessionParams, workload: str, folder: Path) -> Figure:
-    df = simulate_session(params, np.random.default_rng(DEFAULT_SEED))
+def session_figure(run: RunResults, workload: str, folder: Path) -> Figure | None:
+    df, facts = run.table("session"), run.summary.get("workload_cache") or {}
+    if df.empty:
+        return None
     fig, ax = subplots(figsize=(9, 3.8))
     main, sub = df[df["agent"] == "main"], df[df["agent"] == "sub"]
     edges = np.arange(len(df) + 1) - 0.5
@@ -48,29 +45,21 @@ def session_figure(params: SessionParams, workload: str, folder: Path) -> Figure
     ax.set_title(f"One simulated session of '{workload}': context length per request")
     ax.legend(fontsize=7, frameon=False, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
-    caption = (f"{len(df)} requests over {df['t_start_s'].max() / 60:.0f} min (seed {DEFAULT_SEED}, "
+    caption = (f"{len(df)} requests over {df['t_start_s'].max() / 60:.0f} min (seed {facts.get('session_seed', '?')}, "
                f"conf/workload/{workload}.yaml); compare the seed article's Figure 4.")  # fmt: skip
     return save(fig, folder, "session", "Context length per request of one session", caption)
 
 
-def _kv_bytes(model: str, kv_bits: float, context: float) -> float:
-    arch = load_catalog().model(model).arch
-    return float(kv_bytes_per_token(arch, jnp.float64(kv_bits), jnp.float64(context)))
-
-
-def cache_figure(review: Review, params: SessionParams, workload: str, model: str,
-                 folder: Path) -> Figure | None:  # fmt: skip
-    if review.top.empty:
+def cache_figure(review: Review, run: RunResults, folder: Path) -> Figure | None:
+    curve, facts = run.table("cache_curve"), run.summary.get("workload_cache")
+    if review.top.empty or curve.empty or not facts:
         return None
-    sessions = int(review.run.config.get("sessions", 64))
-    # The same population the study's Stack profiled (dse/workload/profile.py: seed 0, 16 in flight).
-    requests = simulate_population(params, sessions, 16.0, np.random.default_rng(0))
     first = review.top.iloc[0]
     rate = float(first["requests_s"])
     # The curve is over capacity / request rate (dse/model/tiers.py): at the system's own rate a
     # grid value g means g * rate cached tokens.
-    grid, hit = hit_curve(requests, params.prompt_cache_ttl_s)
-    kv = _kv_bytes(model, float(first["kv_bits"]), float(requests["input_tokens"].mean()))
+    grid, hit = curve["capacity_token_s"].to_numpy(), curve["hit_rate"].to_numpy()
+    kv = float(facts["kv_bytes_per_token"][f"{float(first['kv_bits']):g}"])
     tb = grid * rate * kv / 1e12
     fig, (ax1, ax2) = subplots(1, 2, figsize=(12, 4.2))
     ax1.plot(np.maximum(tb, 1e-3), 100 * hit, color="k", lw=1.5, label="LRU + TTL hit rate")
@@ -97,7 +86,7 @@ def cache_figure(review: Review, params: SessionParams, workload: str, model: st
         f"KV-cache capacity, TB (at {first['label']}'s {rate:,.0f} req/s, {kv / 1e3:,.0f} KB/token)"
     )
     ax1.set_ylabel("prompt tokens served from cache (%)")
-    ax1.set_title(f"Cache hit rate vs capacity (TTL {params.prompt_cache_ttl_s:g} s)")
+    ax1.set_title(f"Cache hit rate vs capacity (TTL {facts['prompt_cache_ttl_s']:g} s)")
     ax1.legend(fontsize=7, frameon=False, loc="lower right")
     ax1.grid(alpha=0.3)
     _cost_vs_tiers(ax2, review)

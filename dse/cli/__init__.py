@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..jax_config import configure
+
 EXIT_USAGE = 2
 
 
@@ -26,15 +28,15 @@ class UserError(Exception):
 
 
 def _cmd_predict(args) -> int:
-    from .calibration import Calibration
-    from .scenarios import predict_frame
+    from ..calibration import Calibration
+    from ..predict import predict_frame
 
     src = Path(args.input)
     if not src.exists():
         raise UserError(
             f"input file {src} does not exist; pass a CSV in the dse predict schema (see README)"
         )
-    from .scenarios.reader import read_scenarios
+    from ..scenarios.reader import read_scenarios
 
     try:
         df = read_scenarios(src)
@@ -49,7 +51,7 @@ def _cmd_predict(args) -> int:
             f"{src}: missing column(s) {sorted(missing)}; the header needs at least model,hardware "
             "(or model,system / model,workload for stack rows)"
         )
-    from .scenarios.schema import check_columns
+    from ..scenarios.schema import check_columns
 
     df = df.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
     header_errors, header_warnings = check_columns(df.columns)
@@ -72,7 +74,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibration.run import calibrate
+    from ..calibration.run import calibrate
 
     path = calibrate(data=args.data, output=args.output, maxiter=args.maxiter)
     print(f"dse calibrate: wrote {path}")
@@ -80,7 +82,7 @@ def _cmd_calibrate(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .calibration.run import validate
+    from ..calibration.run import validate
 
     validate(
         data=args.data,
@@ -96,7 +98,7 @@ def _cmd_stack(args) -> int:
     """Evaluate a declared grid of whole-stack designs; CSVs + a best-per-system summary."""
     import time
 
-    from .stack.grid import load_grid, run_grid
+    from ..stack.grid import load_grid, run_grid
 
     t0 = time.time()
     grid = load_grid(args.grid)
@@ -118,7 +120,7 @@ def _cmd_stack(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import report
+    from ..report import report
 
     t0 = time.perf_counter()
     files = report(args.results_dir, top=args.top, baseline=args.baseline)
@@ -214,7 +216,7 @@ OUTPUT_FLAGS = {"--quiet": "ui.output=quiet", "-q": "ui.output=quiet", "--json":
 
 
 def _search(argv: list[str], debug: bool) -> int:
-    from .search.app import main as search_main
+    from .search import main as search_main
 
     argv = [OUTPUT_FLAGS.get(a, a) for a in argv]
     if debug:
@@ -226,6 +228,7 @@ def _search(argv: list[str], debug: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    configure()  # JAX's float64 and compilation cache: the entry point owns them
     debug = "--debug" in argv[:1]
     rest = argv[1:] if debug else argv
     if rest[:1] == ["search"]:  # Hydra owns the rest of the command line
@@ -250,6 +253,3 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    sys.exit(main())

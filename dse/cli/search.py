@@ -19,9 +19,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ..catalog import conf_dir
+from ..jax_config import configure
 from ..progress import MODES as PROGRESS_MODES
-from .overrides import check_overrides, merge_mapping_overrides
-from .secrets import redact, redact_files
+from ..progress import make_progress
+from ..search.overrides import check_overrides, merge_mapping_overrides
+from ..search.secrets import redact, redact_files
 
 log = logging.getLogger("dse.search")
 
@@ -30,7 +32,7 @@ OUTPUTS = ("text", "json", "quiet")
 
 
 def _task(cfg: DictConfig):
-    from .study import run_study
+    from ..search.study import run_study  # imported once Hydra has checked the command line
 
     logging.getLogger("jax").setLevel(logging.WARNING)  # backend probing is not news
     # Nor is matplotlib building its font cache on a first run ("generated new fontManager"):
@@ -51,8 +53,13 @@ def _task(cfg: DictConfig):
         _progress_to_stderr()
         out = _inside_results(cfg, hc.runtime.output_dir)
         redact_files(out / str(hc.output_subdir or ".hydra"))  # Hydra's copies of the command line
-        outcome = run_study(cfg, dict(hc.runtime.choices), out,
-                            progress=str(ui.get("progress", "auto")) if output == "text" else "none")  # fmt: skip
+        progress = make_progress(progress if output == "text" else "none")
+        try:
+            outcome = run_study(cfg, dict(hc.runtime.choices), out, progress=progress)
+            # The report reads the files the search just wrote (the CLI owns the call).
+            report = _report(cfg, out, progress)
+        finally:
+            progress.close()
     except (ValueError, OSError) as e:  # the user's input: one line, exit 2
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -61,10 +68,34 @@ def _task(cfg: DictConfig):
         _drop_refused_run(cfg, Path(hc.runtime.output_dir))
         sys.exit(2)
     if output == "json":
-        print(json.dumps(_json_document(outcome), default=str))
+        print(json.dumps(_json_document(outcome, report), default=str))
     elif output == "text":
-        print(run_summary(outcome))
+        print(run_summary(outcome, report))
     return outcome.summary
+
+
+def _report(cfg, out: Path, progress):
+    """The design-review report (``report.enabled``), built from the files just written. The
+    search's tables are already safe on disk, so a report that fails is a warning (with the
+    command that retries it), not a lost run; ``--debug`` raises instead."""
+    from ..report import write_report
+    from ..search.study import whole
+
+    opts = dict(cfg.get("report") or {})
+    if not opts.get("enabled", True):
+        return None
+
+    try:
+        with progress.phase("report: figures, report.md, report.html"):
+            return write_report(
+                out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline")
+            )
+    except Exception as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.warning("report not written (%s: %s); the tables are. Retry: dse --debug report %s",
+                    type(e).__name__, str(e).splitlines()[0] if str(e) else "", out)  # fmt: skip
+        return None
 
 
 # What a run refused before it computed anything leaves in its folder: Hydra's copies of the
@@ -123,10 +154,9 @@ def _progress_to_stderr() -> None:
         logger.propagate = False
 
 
-def _json_document(outcome) -> dict:
+def _json_document(outcome, report) -> dict:
     best = outcome.best
     records = best.to_dict("records") if best is not None and len(best) else []
-    report = outcome.report
     return {
         **outcome.summary, "out_dir": str(outcome.out_dir),
         "best": records if outcome.summary.get("engine") == "milp" else records[:20],
@@ -135,7 +165,7 @@ def _json_document(outcome) -> dict:
     }  # fmt: skip
 
 
-def run_summary(outcome) -> str:
+def run_summary(outcome, report=None) -> str:
     """What a person reads at the end of a run: the best configurations and where files are."""
     s = outcome.summary
     lines = []
@@ -151,8 +181,8 @@ def run_summary(outcome) -> str:
         )
     out = outcome.out_dir
     lines.append(f"written to {out}/")
-    if outcome.report is not None:
-        r = outcome.report
+    if report is not None:
+        r = report
         lines.append(f"  report:  {r.html.name} (self-contained, open in a browser), {r.markdown.name}, "
                      f"figures/ ({len(r.figures) // 2} figures, PNG + SVG)")  # fmt: skip
     tables = sorted({f.rsplit(".", 1)[0] for f in s.get("files", []) if f.endswith(".parquet")})
@@ -173,6 +203,7 @@ def _best_lines(outcome) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the Hydra app with ``argv`` as its command line (``dse search ARGS``)."""
+    configure()  # JAX's float64 and compilation cache: the entry point owns them
     argv = merge_mapping_overrides(list(sys.argv[1:] if argv is None else argv))
     try:
         check_overrides(argv)

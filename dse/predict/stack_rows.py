@@ -10,62 +10,20 @@ sizes, tier capacities or speculation without new config files. Outputs are the 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from ..model.design import DTYPE_BITS
-from ..model.speculation import SPEC_METHODS
 from ..model.efficiency import framework_code
+from ..model.speculation import SPEC_METHODS
+from ..scenarios.schema import (
+    COUNT_LIMITS,
+    NUMERIC_OVERRIDES,
+    STACK_OUTPUT_COLUMNS,
+    _blank,
+)
 from ..stack import Stack, load_group
 from ..stack.config import number as config_number
-from .schema import MAX_GPUS, MAX_SEQUENCES, MAX_SPEC_K
-
-STACK_INPUT_COLUMNS = (
-    "workload", "system", "software", "prefill_hardware", "ffn_hardware", "prefill_tp",
-    "prefill_ep", "prefill_dp", "ffn_units", "ffn_tp", "ffn_pp", "microbatches", "spec_method",
-    "draft_params_b", "prompt_cache", "host", "host_gb_per_gpu", "storage_tb", "storage_gbs",
-)  # fmt: skip
-# Instance-schema columns that also mean something for a stack row (decode pool / software).
-SHARED_COLUMNS = {
-    "tp": "tp", "pp": "pp", "ep": "ep", "dp": "dp", "batch": "batch", "spec_k": "spec_k",
-    "decode_gpus": "decode_units", "prefill_gpus": "prefill_units",
-}  # fmt: skip
-NUMERIC_OVERRIDES = {
-    "prefill_tp": "prefill_tp", "prefill_ep": "prefill_ep", "prefill_dp": "prefill_dp",
-    "ffn_units": "ffn_units", "ffn_tp": "ffn_tp", "ffn_pp": "ffn_pp",
-    "microbatches": "microbatches", "draft_params_b": "draft_params_b",
-    "host_gb_per_gpu": "host_gb_per_gpu", "storage_tb": "storage_tb", "storage_gbs": "storage_gbs",
-    **SHARED_COLUMNS,
-}  # fmt: skip
-# Columns that count something: whole numbers from a minimum up to the schema's physical limits
-# (schema.MAX_*), so a stack row's batch=1e30 is refused instead of capped silently.
-COUNT_LIMITS = {
-    "tp": (1, MAX_GPUS), "pp": (1, MAX_GPUS), "ep": (1, MAX_GPUS), "dp": (1, MAX_GPUS),
-    "prefill_tp": (1, MAX_GPUS), "prefill_ep": (1, MAX_GPUS), "prefill_dp": (1, MAX_GPUS),
-    "ffn_tp": (1, MAX_GPUS), "ffn_pp": (1, MAX_GPUS), "ffn_units": (0, MAX_GPUS),
-    "decode_gpus": (1, MAX_GPUS), "prefill_gpus": (0, MAX_GPUS), "microbatches": (1, 1024),
-    "batch": (0, MAX_SEQUENCES), "spec_k": (0, MAX_SPEC_K),
-}  # fmt: skip
-STACK_OUTPUT_COLUMNS = (
-    "hit_rate", "output_tok_s", "requests_s", "sessions", "uncached_tokens", "restore_ms",
-    "units", "prefill_utilization", "usd_per_hour", "usd_per_unit_hour", "power_kw", "usd_per_mtok",
-    "usd_per_mtok_output", "usd_per_mtok_uncached", "usd_per_mtok_cached", "usd_per_session",
-    "tok_s_per_mw", "accuracy_penalty_pct",
-)  # fmt: skip
-
-
-def is_stack_row(row: dict) -> bool:
-    return not _blank(row.get("workload")) or not _blank(row.get("system"))
-
-
-def _blank(v) -> bool:
-    return (
-        v is None
-        or (isinstance(v, float) and math.isnan(v))
-        or (isinstance(v, str) and not v.strip())
-    )
 
 
 def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:

@@ -1,4 +1,4 @@
-"""``dse.scenarios.predict_frame``: a table of scenarios in, the same rows with predictions out.
+"""``dse.predict.predict_frame``: a table of scenarios in, the same rows with predictions out.
 
 Bad rows never stop the batch: they come back infeasible with a one-line reason naming the
 row, while the good rows of the same table get numbers.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dse.scenarios import predict_frame
+from dse.predict import predict_frame
 from dse.scenarios.schema import EXTRA_OUTPUT_COLUMNS, OUTPUT_COLUMNS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios.csv"

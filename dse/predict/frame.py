@@ -14,32 +14,14 @@ from ..catalog import Catalog, CatalogError, load_catalog
 from ..model.batched import evaluate_many, stack
 from ..model.design import Design
 from ..model.metrics import BOUNDS, REASON_TEXT
-from .schema import (
+from ..scenarios.schema import (
     EXTRA_OUTPUT_COLUMNS,
     OUTPUT_COLUMNS,
     Scenario,
     _blank,
     check_columns,
-    parse_row,
+    parse_frame,
 )
-
-
-def parse_frame(
-    df: pd.DataFrame, catalog: Catalog, *, means: bool = False
-) -> tuple[list[Scenario | None], list[str]]:
-    """Each row parsed (``schema.parse_row``; ``means``: measured rows) or its error line."""
-    scenarios, errors = [], []
-    for i, row in enumerate(df.to_dict("records")):
-        try:
-            scenarios.append(parse_row(row, catalog, means=means))
-            errors.append("")
-        except (ValueError, CatalogError) as e:
-            rid = row.get("id")
-            where = f"row {i + 2}" + (f" (id {rid})" if isinstance(rid, str) and rid else "")
-            scenarios.append(None)
-            errors.append(f"{where}: {e}")
-    return scenarios, errors
-
 
 LAYOUT_COLUMNS = ("tp", "pp", "dp", "ep")
 MAX_PP = 8  # pipeline stages searched for a row without a layout (serving rarely uses more)
@@ -135,7 +117,8 @@ def predict_frame(
     header_errors, _ = check_columns(df.columns)
     if header_errors:
         raise ValueError(header_errors[0])
-    from .stack_rows import STACK_OUTPUT_COLUMNS, is_stack_row, predict_stack_rows
+    from ..scenarios.schema import STACK_OUTPUT_COLUMNS, is_stack_row
+    from .stack_rows import predict_stack_rows
 
     stack_mask = np.array([is_stack_row(r) for r in df.to_dict("records")], dtype=bool)
     instance_df = df[~stack_mask].reset_index(drop=True)

@@ -6,7 +6,7 @@ import io
 import pandas as pd
 import pytest
 
-from dse.scenarios import predict_frame
+from dse.predict import predict_frame
 
 CSV = """\
 id,model,hardware,tp,weight_dtype,phase,batch,concurrency,isl,osl,framework

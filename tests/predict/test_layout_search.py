@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from dse.catalog import load_catalog
-from dse.scenarios import predict_frame
-from dse.scenarios.predict import layout_candidates
+from dse.predict import predict_frame
+from dse.predict.frame import layout_candidates
 
 CSV = """\
 id,model,hardware,gpus,weight_dtype,phase,concurrency,batch,isl,osl
