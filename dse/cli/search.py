@@ -137,7 +137,7 @@ def _inside_results(cfg, output_dir) -> Path:
 
 def _quiet_console() -> None:
     """Drop INFO logging on the console (Hydra's job logging adds a stream handler to root);
-    the run's ``app.log`` file keeps everything."""
+    the run's ``search.log`` file keeps everything."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)

@@ -132,3 +132,22 @@ class SystemMetrics(eqx.Module):
 
 
 SYSTEM_METRIC_FIELDS = tuple(SystemMetrics.__dataclass_fields__)
+
+
+# Metrics a session pays on both replicas when its sub-agents run on another model; every other
+# metric is the main agent's, and the session is feasible only where both replicas are.
+SUB_AGENT_ADDED: tuple[str, ...] = ("usd_per_session",)
+
+
+def with_sub_agents(main: SystemMetrics, sub: SystemMetrics) -> SystemMetrics:
+    """A session whose sub-agent requests run on their own replica of the same system with a
+    smaller model (the seed: sub-agents "can also run on smaller models"): it pays for both
+    replicas (``SUB_AGENT_ADDED``) and is feasible only where both are. The rule is this
+    function and that tuple: batched evaluation calls it, ``Stack.jacobian`` applies the
+    tuple to values and derivatives."""
+    return eqx.tree_at(
+        lambda m: [getattr(m, k) for k in SUB_AGENT_ADDED] + [m.feasible],
+        main,
+        [getattr(main, k) + getattr(sub, k) for k in SUB_AGENT_ADDED]
+        + [main.feasible * sub.feasible],
+    )

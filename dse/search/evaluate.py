@@ -18,15 +18,14 @@ import pandas as pd
 
 from ..model.design import DTYPE_BITS
 from ..model.speculation import SPEC_METHODS
-from ..model.system_batched import evaluate_systems
-from ..model.system_design import SYSTEM_FIELDS, SystemDesign
-from ..model.system_metrics import SYSTEM_BOUNDS, SYSTEM_METRIC_FIELDS, SYSTEM_REASON_TEXT
+from ..model.system_design import SYSTEM_FIELDS
 from ..stack import Stack
+from ..stack.api import metrics_frame
 from .space import Space
 
 CATEGORICAL = ("system", "software")
 # The first evaluate call of a study compiles the model (tens of seconds cold; JAX's persistent
-# cache, dse/__init__.py, makes later processes fast): the phase shown around it.
+# cache, dse.configure, makes later processes fast): the phase shown around it.
 COMPILE_PHASE = "compiling the system model (first run only; cached after)"
 HARDWARE_FIELDS = ("decode_hw", "prefill_hw", "ffn_hw")
 DTYPE_FIELDS = ("weight_bits", "act_bits", "kv_bits")
@@ -129,7 +128,7 @@ class Evaluator:
     def evaluate(self, cols: dict[str, np.ndarray], progress=None) -> dict[str, np.ndarray]:
         """SystemMetrics arrays for design columns (one compiled shape: padded to ``chunk``).
         With a sub-agent model, sub-agent requests run on a replica with that model and a
-        session pays for both (as :meth:`Stack.evaluate`). ``progress`` (a
+        session pays for both (``Stack.evaluate_arrays``). ``progress`` (a
         :class:`dse.progress.Progress`): the first call, where JAX compiles, shows as a phase."""
         if progress is None or self._warm:
             return self._evaluate(cols)
@@ -140,24 +139,9 @@ class Evaluator:
         n = len(cols["model"])
         size = max(self.chunk, -(-n // self.chunk) * self.chunk)
         pad = {f: np.concatenate([cols[f], np.repeat(cols[f][-1:], size - n)]) for f in SYSTEM_FIELDS}
-        st, cal = self.stack, self.stack.calibration
-        out = evaluate_systems(
-            st.tables, cal.efficiency, cal.runtime, st.cost, st.profile,
-            SystemDesign(**pad), chunk=self.chunk,
-        )  # fmt: skip
-        metrics = {f: np.asarray(getattr(out, f))[:n] for f in SYSTEM_METRIC_FIELDS}
-        if st.sub_profile is not None:
-            pad["model"] = np.full(size, float(st.model_names.index(st.sub_model)))
-            sub = evaluate_systems(
-                st.tables, cal.efficiency, cal.runtime, st.cost, st.sub_profile,
-                SystemDesign(**pad), chunk=self.chunk,
-            )  # fmt: skip
-            metrics["usd_per_session"] = metrics["usd_per_session"] + np.asarray(
-                sub.usd_per_session
-            )[:n]
-            metrics["feasible"] = metrics["feasible"] * np.asarray(sub.feasible)[:n]
+        metrics = self.stack.evaluate_arrays(pad, chunk=self.chunk)
         self._warm = True
-        return metrics
+        return {f: v[:n] for f, v in metrics.items()}
 
     # -- tables ---------------------------------------------------------------------------------
     def frame(self, cols: dict[str, np.ndarray], metrics: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -177,11 +161,7 @@ class Evaluator:
             }
         )
         design = pd.DataFrame({f: cols[f] for f in SYSTEM_FIELDS if f != "model"})
-        m = pd.DataFrame(metrics)
-        m["feasible"] = m["feasible"] > 0.5
-        m["reason"] = [SYSTEM_REASON_TEXT.get(float(r), "") for r in m["reason"]]
-        m["bound"] = [SYSTEM_BOUNDS[int(b)] for b in m["bound"]]
-        return pd.concat([names, design, m], axis=1)
+        return pd.concat([names, design, metrics_frame(metrics)], axis=1)
 
 
 def _choices(product, field: str, default: tuple) -> tuple:

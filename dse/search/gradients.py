@@ -8,10 +8,11 @@ decode chip, ``dm/dx / spec`` (a knob ``x`` scales catalog spec ``spec``, so the
 points of a search to the best nearby continuous design.
 
 Forward mode: ~9 inputs and ~10 outputs, so ``jax.jacfwd`` pushes 9 tangents through one
-evaluation. ONE compiled program, :func:`_jacobian` (``jit(vmap(jacfwd))`` over all designs),
-serves both: ``sensitivities`` calls it once, ``refine`` once per line-search step for all
-starts at once, so they share one compilation (~85 s on a 2-core CPU; the persistent cache in
-``dse/__init__.py`` keeps it across processes, where tracing and loading it take ~18 s).
+evaluation. ONE compiled program (``Stack.jacobian``: ``jit(vmap(jacfwd))`` over all designs,
+``dse/stack/jacobian.py``) serves both: ``sensitivities`` calls it once, ``refine`` once per
+line-search step for all starts at once, so they share one compilation (~85 s on a 2-core CPU;
+JAX's persistent cache, ``dse.configure``, keeps it across processes, where tracing and loading
+it take ~18 s).
 
 Numerics (why the derivative is what it is):
 
@@ -32,25 +33,19 @@ Numerics (why the derivative is what it is):
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from ..model.hypothetical import HARDWARE_KNOBS
-from ..model.system_batched import evaluate_system_indexed
-from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
+from ..model.system_design import SYSTEM_DEFAULTS
 from ..model.system_metrics import SYSTEM_METRIC_FIELDS
 from ..stack import Stack
+from ..stack.jacobian import CONTINUOUS_FIELDS, TIER_FIELDS
 
-TIER_FIELDS: tuple[str, ...] = ("host_gb_per_gpu", "storage_tb", "storage_gbs")
-CONTINUOUS_FIELDS: tuple[str, ...] = HARDWARE_KNOBS + TIER_FIELDS
 # field -> (decode-chip catalog spec it scales or None if already physical, spec/unit, unit)
 UNITS: dict[str, tuple[str | None, float, str]] = {
     "flops_scale": ("fp8_tflops", 1e-3, "PFLOP/s fp8 dense"),
@@ -77,37 +72,6 @@ DEFAULT_BOUNDS = {k: (0.5, 2.0) for k in HARDWARE_KNOBS} | {
     "storage_tb": (0.0, 1000.0), "storage_gbs": (0.0, 1000.0)
 }  # fmt: skip
 _TINY = 1e-30
-_F = len(CONTINUOUS_FIELDS)
-
-
-def _one(tables, eff, rt, cost, profile, sd: SystemDesign, x, metrics: tuple[str, ...]):
-    """Metric values, Jacobian (metrics x CONTINUOUS_FIELDS) and feasibility of design ``sd``
-    with its continuous fields set to ``x``."""
-
-    def f(x):
-        d = eqx.tree_at(
-            lambda s: [getattr(s, k) for k in CONTINUOUS_FIELDS], sd, [x[i] for i in range(_F)]
-        )
-        m = evaluate_system_indexed(tables, eff, rt, cost, profile, d)
-        y = jnp.stack([getattr(m, k) for k in metrics])
-        return y, (y, m.feasible > 0.5)
-
-    jac, (y, feasible) = jax.jacfwd(f, has_aux=True)(x)
-    finite = jnp.isfinite(jac)
-    return y, jnp.where(finite & feasible, jac, 0.0), feasible, finite
-
-
-# XLA's CPU backend at -O0 without its expensive LLVM passes: the kernel compiles in ~45 s
-# instead of ~70 s (2-core CPU) and runs ~3x slower (~1 ms per design), which refine's few
-# dozen calls and sensitivity tables of thousands of designs do not notice.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-@functools.partial(jax.jit, static_argnames=("metrics",), compiler_options=_FAST_COMPILE)
-def _jacobian(tables, eff, rt, cost, profile, designs, x, metrics):
-    """The one compiled program: values and Jacobians of a batch of designs (vmap)."""
-    fn = functools.partial(_one, tables, eff, rt, cost, profile, metrics=metrics)
-    return jax.vmap(fn)(designs, x)
 
 
 def _merit(y, jac, c, mu, beta):
@@ -174,22 +138,14 @@ def _search(stack: Stack, rows, lo, hi, metrics, c=None, mu=0.0, beta=0.0, step0
     between them and the retry follows it using both gradients. Plain gradient steps stalled
     on such kink ridges: llama3.1-70b on GB200 NVL72, min $/Mtok at tok/s/user >= 300, stopped
     at 6.05 where this reaches 5.57 (best of 20,000 random points in the box: 5.64).
-    The loop over steps is Python around the compiled ``_jacobian`` (vmapped over all starts):
+    The loop over steps is Python around the compiled ``Stack.jacobian`` (vmapped over all starts):
     a ``lax.fori_loop`` around it compiled in ~4.5 min against ~75 s for the kernel alone
     (2-core CPU, default XLA options), and the kernel is shared with ``sensitivities``.
     """
     n = len(rows)
-    size = max(8, 1 << (n - 1).bit_length())  # a power of two: similar sizes share a compile
-
-    def pad(a):
-        return np.concatenate([a, np.repeat(a[-1:], size - n, 0)])
-
-    designs = SystemDesign(**{f: pad(np.array([float(r[f]) for r in rows])) for f in SYSTEM_FIELDS})
-    cal = stack.calibration
-    args = (stack.tables, cal.efficiency, cal.runtime, stack.cost, stack.profile, designs)
 
     def kernel(x):
-        return [np.asarray(a)[:n] for a in _jacobian(*args, pad(x), metrics=metrics)]
+        return stack.jacobian(rows, x, metrics)
 
     m = len(metrics)
     c = c or (np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, bool), np.zeros(m, bool))
@@ -264,8 +220,9 @@ def sensitivities(
     ``derivative`` d metric / d field, ``elasticity`` (0 where metric or field is 0),
     ``per_unit`` = derivative per one ``unit`` of the decode chip's physical spec (0 where the
     chip has none of it), ``feasible``, ``finite`` (False: a non-finite tangent zeroed).
-    Uses the stack's main profile (a preset's sub-agent replica, see ``Stack.evaluate``, is not
-    included). All designs go through one compiled call (padded to a power of two, >= 8)."""
+    With a sub-agent model the session's cost includes that replica, as in the search's tables
+    (``Stack.jacobian``). All designs go through one compiled call (padded to a power of two,
+    >= 8)."""
     metrics, fields = tuple(metrics), tuple(fields)
     _check_metrics(metrics)
     if set(fields) - set(CONTINUOUS_FIELDS):

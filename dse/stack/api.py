@@ -12,6 +12,7 @@ all in one vectorized call.
 
 from __future__ import annotations
 
+import equinox as eqx
 import numpy as np
 import pandas as pd
 
@@ -21,11 +22,18 @@ from ..catalog.costs import load_cost_params
 from ..model.batched import stack
 from ..model.system_batched import SystemTables, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
-from ..model.system_metrics import SYSTEM_BOUNDS, SYSTEM_METRIC_FIELDS, SYSTEM_REASON_TEXT
+from ..model.system_metrics import (
+    SUB_AGENT_ADDED,
+    SYSTEM_BOUNDS,
+    SYSTEM_METRIC_FIELDS,
+    SYSTEM_REASON_TEXT,
+    with_sub_agents,
+)
 from ..model.workload import WorkloadProfile
 from ..workload.presets import load_preset
 from ..workload.profile import profile_for, split_profiles
 from .config import load_group, system_values
+from .jacobian import jacobian_program
 
 
 class Stack:
@@ -56,6 +64,10 @@ class Stack:
         else:
             self.profile = workload
         self.model_names = list(self.catalog.models)
+        # The sub-agent model's row in the tables (-1: sub-agents run on the main model).
+        self.sub_model_index = (
+            float(self.model_names.index(self.sub_model)) if self.sub_model else -1.0
+        )
         self.hw_names = list(self.catalog.hardware)
         self.host_names = list(self.catalog.hosts)
         self.tables = SystemTables(
@@ -89,23 +101,75 @@ class Stack:
             values[key] = float(value)
         return values
 
+    def evaluate_arrays(
+        self, columns, profile: WorkloadProfile | None = None, *, chunk: int = 1 << 16
+    ) -> dict[str, np.ndarray]:
+        """Metric arrays (``SYSTEM_METRIC_FIELDS``) of design columns (an array per
+        ``SYSTEM_FIELDS`` field, equal lengths) in one vectorized call: every caller's batches
+        (the search engines, ``dse stack``, ``dse predict``'s stack rows, the MILP's rates) go
+        through here. ``profile`` None: the stack's workload, with its sub-agent replica where
+        the workload runs sub-agents on another model (``with_sub_agents``); a profile: exactly
+        that workload on the designs."""
+        return self._evaluate(columns, profile, chunk)[0]
+
+    def _evaluate(self, columns, profile, chunk):
+        """(metrics, the sub-agent replica's metrics or None) as numpy arrays."""
+        designs = SystemDesign(
+            **{f: np.asarray(columns[f], dtype=np.float64) for f in SYSTEM_FIELDS}
+        )
+        cal = self.calibration
+        main = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
+                                profile or self.profile, designs, chunk=chunk)  # fmt: skip
+        sub = None
+        if profile is None and self.sub_profile is not None:
+            on_sub = np.full_like(np.asarray(designs.model), self.sub_model_index)
+            sub = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
+                                   self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub),
+                                   chunk=chunk)  # fmt: skip
+            main = with_sub_agents(main, sub)
+        as_dict = lambda m: {f: np.asarray(getattr(m, f)) for f in SYSTEM_METRIC_FIELDS}  # noqa: E731
+        return as_dict(main), (as_dict(sub) if sub is not None else None)
+
     def evaluate_values(
         self, rows: list[dict[str, float]], profile: WorkloadProfile | None = None
     ) -> pd.DataFrame:
-        """Evaluate SystemDesign field dicts in one vectorized call (default: the workload's
-        profile; with a sub-agent model, the main agent's requests)."""
-        designs = SystemDesign(
-            **{f: np.array([float(r[f]) for r in rows], dtype=np.float64) for f in SYSTEM_FIELDS}
-        )
-        cal = self.calibration
-        out = evaluate_systems(
-            self.tables, cal.efficiency, cal.runtime, self.cost, profile or self.profile, designs
-        )
-        df = pd.DataFrame({f: np.asarray(getattr(out, f)) for f in SYSTEM_METRIC_FIELDS})
-        df["feasible"] = df["feasible"] > 0.5
-        df["reason"] = [SYSTEM_REASON_TEXT.get(float(r), "") for r in df["reason"]]
-        df["bound"] = [SYSTEM_BOUNDS[int(b)] for b in df["bound"]]
-        return df
+        """``evaluate_arrays`` of SystemDesign field dicts, as a table (``metrics_frame``)."""
+        columns = {f: np.array([float(r[f]) for r in rows], dtype=np.float64) for f in SYSTEM_FIELDS}
+        return metrics_frame(self.evaluate_arrays(columns, profile))
+
+    def jacobian(self, rows: list[dict[str, float]], x: np.ndarray, metrics: tuple[str, ...]):
+        """(values [n, metrics], Jacobians [n, metrics, CONTINUOUS_FIELDS], feasible [n], finite
+        [n, metrics, fields]) of the designs ``rows`` with their continuous fields set to ``x``
+        ([n, CONTINUOUS_FIELDS]), with the stack's workload and sub-agent replica (as
+        ``evaluate_arrays``: the sub-agent replica's values and derivatives are added where
+        ``SUB_AGENT_ADDED`` says). Batches are padded to a power of two (>= 8): similar sizes
+        share one compiled program, and every workload uses the same one."""
+        n = len(rows)
+        size = max(8, 1 << (n - 1).bit_length())
+
+        def pad(a):
+            a = np.asarray(a, dtype=np.float64)
+            return np.concatenate([a, np.repeat(a[-1:], size - n, 0)])
+
+        designs = SystemDesign(**{f: pad([float(r[f]) for r in rows]) for f in SYSTEM_FIELDS})
+        cal, metrics = self.calibration, tuple(metrics)
+
+        def run(profile, designs):
+            out = jacobian_program(self.tables, cal.efficiency, cal.runtime, self.cost, profile,
+                                   designs, pad(x), metrics=metrics)  # fmt: skip
+            return [np.asarray(a)[:n] for a in out]
+
+        y, jac, feasible, finite = run(self.profile, designs)
+        if self.sub_profile is not None:  # the same program on the sub-agent replica
+            on_sub = np.full_like(np.asarray(designs.model), self.sub_model_index)
+            ys, js, fs, fins = run(self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub))
+            added = np.array([k in SUB_AGENT_ADDED for k in metrics])
+            y = y + np.where(added, ys, 0.0)
+            jac = jac + np.where(added[:, None], js, 0.0)
+            finite = finite & (fins | ~added[:, None])
+            feasible = feasible & fs
+            jac = np.where(feasible[:, None, None], jac, 0.0)  # as the program does
+        return y, jac, feasible, finite
 
     def evaluate(self, rows: list[dict]) -> pd.DataFrame:
         """Rows of ``model``, ``system``, ``software`` (+ field overrides) → metrics table."""
@@ -123,18 +187,14 @@ class Stack:
                 raise ValueError(f"row {i}: missing {e.args[0]!r}") from None
             except ValueError as e:
                 raise ValueError(f"row {i}: {e}") from None
-        metrics = self.evaluate_values(values)
-        if self.sub_profile is not None:
-            # Sub-agent requests run on their own replica of the same system with the smaller
-            # model; a session pays for both.
-            sub_idx = float(self.model_names.index(self.sub_model))
-            sub = self.evaluate_values([{**v, "model": sub_idx} for v in values], self.sub_profile)
+        columns = {f: np.array([v[f] for v in values], dtype=np.float64) for f in SYSTEM_FIELDS}
+        combined, sub = self._evaluate(columns, None, 1 << 16)
+        metrics = metrics_frame(combined)
+        if sub is not None:  # the sub-agent replica's own figures, beside the session's
             metrics["sub_agent_model"] = self.sub_model
             metrics["sub_tok_s_user"] = sub["tok_s_user"]
-            metrics["sub_feasible"] = sub["feasible"]
-            metrics["main_usd_per_session"] = metrics["usd_per_session"]
-            metrics["usd_per_session"] = metrics["usd_per_session"] + sub["usd_per_session"]
-            metrics["feasible"] = metrics["feasible"] & sub["feasible"]
+            metrics["sub_feasible"] = sub["feasible"] > 0.5
+            metrics["main_usd_per_session"] = combined["usd_per_session"] - sub["usd_per_session"]
         design = pd.DataFrame(values).drop(columns=["model"])
         for col in ("decode_hw", "prefill_hw", "ffn_hw"):
             design[col.replace("_hw", "_hardware")] = [self.hw_names[int(v)] for v in design[col]]
@@ -142,4 +202,14 @@ class Stack:
         return pd.concat([pd.DataFrame(names), design, metrics], axis=1)
 
 
-__all__ = ["Stack"]
+def metrics_frame(metrics: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Metric arrays as a table, with the codes decoded (the one place): ``feasible`` a bool,
+    ``reason`` and ``bound`` as text."""
+    df = pd.DataFrame({f: np.asarray(metrics[f]) for f in SYSTEM_METRIC_FIELDS})
+    df["feasible"] = df["feasible"] > 0.5
+    df["reason"] = [SYSTEM_REASON_TEXT.get(float(r), "") for r in df["reason"]]
+    df["bound"] = [SYSTEM_BOUNDS[int(b)] for b in df["bound"]]
+    return df
+
+
+__all__ = ["Stack", "metrics_frame"]
