@@ -26,14 +26,15 @@ ALLOWED: dict[str, set[str]] = {
     "version": set(),
     "jax_config": set(),
     "progress": set(),
+    "values": set(),  # the one number validator
     "model": set(),  # the pure core: typed inputs in, metrics out
-    "catalog": {"model", "files", "jax_config"},  # conf/ YAML -> the model's input pytrees
+    "catalog": {"model", "files", "jax_config", "values"},  # conf/ YAML -> the model's input pytrees
     "workload": {"model", "files", "jax_config"},  # sessions, traces -> WorkloadProfile
-    "scenarios": {"catalog", "model"},  # table rows -> Design pytrees
+    "scenarios": {"catalog", "model", "values"},  # table rows -> Design pytrees
     "calibration": {"scenarios", "catalog", "model", "files", "jax_config"},
-    "stack": {"calibration", "catalog", "workload", "model"},  # the evaluator of systems
-    "predict": {"stack", "calibration", "scenarios", "catalog", "model"},
-    "search": {"stack", "calibration", "workload", "model", "files", "progress"},
+    "stack": {"calibration", "catalog", "workload", "model", "values"},  # the evaluator of systems
+    "predict": {"stack", "calibration", "scenarios", "catalog", "model", "values"},
+    "search": {"stack", "calibration", "workload", "model", "files", "progress", "values"},
     "report": {"search", "model", "files", "version"},  # reads result files
     "cli": {"*"},  # the edge: owns JAX settings, progress and the report call
     "__init__": {"*"},  # the public API re-exports

@@ -9,7 +9,6 @@ with the field and the file named, so a typo never silently falls back to a defa
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -18,6 +17,7 @@ import yaml
 from ..jax_config import configure
 from ..model.cost import COST_FIELDS, CostParams
 from ..model.pricing import API_PRICE_FIELDS, ApiPrices
+from ..values import number
 from . import registry
 
 _METADATA = {"title", "sources", "notes"}
@@ -42,13 +42,7 @@ def _numbers(values: dict, fields: tuple[str, ...], where: str) -> dict[str, flo
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{where}: unknown field {key!r}{hint} (see conf/cost/README.md)")
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: {key}={value!r} is not a number") from None
-        if not math.isfinite(x) or x < 0:
-            raise ValueError(f"{where}: {key}={value!r} must be a finite number >= 0")
-        out[key] = x
+        out[key] = number(f"{where}: {key}", value)
     missing = [f for f in fields if f not in out]
     if missing:
         raise ValueError(f"{where}: missing field(s) {', '.join(missing)}")

@@ -79,7 +79,8 @@ def _report(cfg, out: Path, progress):
     search's tables are already safe on disk, so a report that fails is a warning (with the
     command that retries it), not a lost run; ``--debug`` raises instead."""
     from ..report import write_report
-    from ..search.study import whole
+    from ..search.study import setting
+    from ..values import count
 
     opts = dict(cfg.get("report") or {})
     if not opts.get("enabled", True):
@@ -88,7 +89,9 @@ def _report(cfg, out: Path, progress):
     try:
         with progress.phase("report: figures, report.md, report.html"):
             return write_report(
-                out, top=whole(opts, "top", 5, "report"), baseline=opts.get("baseline")
+                out,
+                top=count("report.top", setting(cfg, "top", "report")),
+                baseline=opts.get("baseline"),
             )
     except Exception as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -139,7 +142,9 @@ def _quiet_console() -> None:
     """Drop INFO logging on the console (Hydra's job logging adds a stream handler to root);
     the run's ``search.log`` file keeps everything."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
             handler.setLevel(logging.WARNING)
 
 
@@ -187,7 +192,9 @@ def run_summary(outcome, report=None) -> str:
                      f"figures/ ({len(r.figures) // 2} figures, PNG + SVG)")  # fmt: skip
     tables = sorted({f.rsplit(".", 1)[0] for f in s.get("files", []) if f.endswith(".parquet")})
     if tables:
-        lines.append(f"  tables:  {', '.join(tables)} (.parquet and .csv), summary.json, config.yaml")
+        lines.append(
+            f"  tables:  {', '.join(tables)} (.parquet and .csv), summary.json, config.yaml"
+        )
     return "\n".join(lines)
 
 

@@ -37,13 +37,9 @@ from .metrics import (
     METRIC_FIELDS as METRIC_FIELDS,
 )
 from .metrics import (
-    REASON_TEXT as REASON_TEXT,
-)
-from .metrics import (
-    REASONS as REASONS,
-)
-from .metrics import (
     Metrics as Metrics,
 )
+from .reasons import REASON_TEXT as REASON_TEXT
+from .reasons import REASONS as REASONS
 from .serving import evaluate as evaluate
 from .serving import tokens_per_step as tokens_per_step

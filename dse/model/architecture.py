@@ -14,6 +14,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
+from .fields import arrays_from_mapping
+
 # Numeric fields of a model YAML (``architecture:`` mapping) and their defaults.
 # Every field is a float so that architectures stack into one pytree of arrays.
 ARCH_FIELDS: dict[str, float] = {
@@ -87,11 +89,7 @@ class Architecture(eqx.Module):
     @classmethod
     def from_mapping(cls, values: dict) -> Architecture:
         """Build from a YAML ``architecture:`` mapping; missing fields take ``ARCH_FIELDS`` defaults."""
-        unknown = set(values) - set(ARCH_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown architecture field(s): {sorted(unknown)}")
-        merged = {k: float(values.get(k, d) or 0.0) for k, d in ARCH_FIELDS.items()}
-        return cls(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in merged.items()})
+        return cls(**arrays_from_mapping(values, ARCH_FIELDS, "architecture"))
 
     # ----- derived sizes (pure, vmappable) ------------------------------------------------------
 

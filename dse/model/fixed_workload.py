@@ -25,8 +25,8 @@ from .efficiency import Efficiency, Runtime
 from .hardware import Hardware, HostTier
 from .numerics import safe_div
 from .pools import Pools, Trace
-from .system import PREFILL_UTILIZATION, Served, serve_at, settler
 from .system_design import SYSTEM_DEFAULTS, SystemDesign
+from .system_solve import PREFILL_UTILIZATION, Served, serve_at, settler
 from .workload import CACHE_GRID_TOKEN_S, WorkloadProfile
 
 

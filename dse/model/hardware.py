@@ -14,6 +14,8 @@ import equinox as eqx
 import jax.numpy as jnp
 from jax import Array
 
+from .fields import arrays_from_mapping
+
 # Numeric fields of an accelerator YAML and their defaults (0 = absent / not supported).
 HARDWARE_FIELDS: dict[str, float] = {
     "bf16_tflops": 0.0,  # dense (no 2:4 sparsity) tensor-core peak
@@ -76,13 +78,9 @@ class Hardware(eqx.Module):
 
     @classmethod
     def from_mapping(cls, values: dict, generation: str, kind: str = "gpu") -> Hardware:
-        unknown = set(values) - set(HARDWARE_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown hardware field(s): {sorted(unknown)}")
-        merged = {k: float(values.get(k, d) or 0.0) for k, d in HARDWARE_FIELDS.items()}
+        arrays = arrays_from_mapping(values, HARDWARE_FIELDS, "hardware")
         if generation not in GENERATIONS:
             raise ValueError(f"unknown generation {generation!r}; expected one of {GENERATIONS}")
-        arrays = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in merged.items()}
         if kind not in ("gpu", "sram"):
             raise ValueError(f"unknown accelerator kind {kind!r}; expected gpu or sram")
         return cls(
@@ -139,15 +137,7 @@ class HostTier(eqx.Module):
 
     @classmethod
     def from_mapping(cls, values: dict) -> HostTier:
-        unknown = set(values) - set(HOST_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown host field(s): {sorted(unknown)}")
-        return cls(
-            **{
-                k: jnp.asarray(float(values.get(k, d) or 0.0), dtype=jnp.float64)
-                for k, d in HOST_FIELDS.items()
-            }
-        )
+        return cls(**arrays_from_mapping(values, HOST_FIELDS, "host"))
 
     @property
     def gb_per_gpu(self) -> Array:

@@ -8,22 +8,6 @@ from jax import Array
 
 from .roofline import Cost
 
-# Infeasibility reasons (float codes inside jit; names and fixes outside).
-REASONS: dict[str, float] = {
-    "ok": 0.0,
-    "weights_exceed_memory": 1.0,
-    "kv_exceeds_memory": 2.0,
-    "no_sequence_fits": 3.0,
-    "disagg_pools_missing": 4.0,
-}
-REASON_TEXT: dict[float, str] = {
-    0.0: "",
-    1.0: "weights + activation workspace exceed usable memory per GPU; use more GPUs (tp/pp/ep) or a smaller weight_dtype",
-    2.0: "KV cache of this batch does not fit beside the weights; lower batch, use kv_dtype fp8 or more GPUs",
-    3.0: "not even one sequence's KV cache fits beside the weights; use more GPUs or lower precision",
-    4.0: "mode=disagg needs prefill_gpus > 0 and decode_gpus >= tp*pp*dp",
-}
-
 # Dominant limiter of the step that sets the reported latency.
 BOUNDS: tuple[str, ...] = ("compute", "memory", "network", "overhead", "prefill_pool")
 

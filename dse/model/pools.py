@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -64,8 +65,37 @@ class Trace:
 FULL_TRACE = Trace()
 
 
-class Pools:
-    """Traced helper object (plain Python, built inside the jitted function)."""
+class Pools(eqx.Module):
+    """The pools of one system design, set up once per design inside the traced function: each
+    pool's ``Setup``, what fits where, the cache tiers' capacities and bandwidths, the KV
+    hand-off. An immutable pytree: the steps and the solve read it, nothing writes it."""
+
+    arch: Architecture
+    host: HostTier
+    profile: WorkloadProfile
+    sd: SystemDesign
+    trace: Trace = eqx.field(static=True)
+    ctx: Array
+    afd: Array  # bool: the design splits attention and FFN onto their own pool
+    disagg: Array  # bool: a separate prefill pool
+    decode: Setup
+    ffn: Setup
+    prefill_setup: Setup  # the pool that runs prefill: its own, or the decode pool (aggregated)
+    decode_workers: Array
+    max_batch: Array
+    batch: Array
+    decode_weights_fit: Array
+    max_context_fits: Array
+    ffn_fits: Array
+    prefill_fits: Array
+    units_ok: Array
+    kv_bytes_per_token: Array
+    capacities: tuple[Array, Array, Array]  # tokens in HBM, host memory, storage
+    host_bandwidth: Array
+    storage_bandwidth: Array
+    host_link_total: Array
+    storage_link_total: Array
+    handoff_seconds: Array
 
     def __init__(
         self,

@@ -37,10 +37,11 @@ from .memory import (
     weight_bytes_per_gpu,
     workspace_bytes,
 )
-from .metrics import REASONS, Metrics, bound_code
+from .metrics import Metrics, bound_code
 from .numerics import finite_or, safe_div, safe_pow
+from .reasons import REASONS
 from .step import draft_cost, forward_cost
-from .system import PREFILL_UTILIZATION
+from .system_solve import PREFILL_UTILIZATION
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
 
@@ -93,8 +94,16 @@ def _metrics(
     )
 
 
-class _Common:
+class _Common(eqx.Module):
     """Quantities every path needs (computed once per design)."""
+
+    eff: Efficiency
+    tau: Array
+    spec: Array
+    ctx: Array
+    cap: Array
+    weights_fit: Array
+    new: Array
 
     def __init__(self, s: Setup, eff: Efficiency):
         d = s.design

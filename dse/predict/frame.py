@@ -13,7 +13,8 @@ from ..calibration import Calibration
 from ..catalog import Catalog, CatalogError, load_catalog
 from ..model.batched import evaluate_many, stack
 from ..model.design import Design
-from ..model.metrics import BOUNDS, REASON_TEXT
+from ..model.metrics import BOUNDS
+from ..model.reasons import REASON_TEXT
 from ..scenarios.schema import (
     EXTRA_OUTPUT_COLUMNS,
     OUTPUT_COLUMNS,

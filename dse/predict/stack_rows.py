@@ -10,6 +10,8 @@ sizes, tier capacities or speculation without new config files. Outputs are the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -23,7 +25,7 @@ from ..scenarios.schema import (
     _blank,
 )
 from ..stack import Stack, load_group
-from ..stack.config import number as config_number
+from ..values import number
 
 
 def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
@@ -48,14 +50,10 @@ def _row_values(stack: Stack, row: dict) -> tuple[dict[str, float], list[str]]:
     for col, field in NUMERIC_OVERRIDES.items():
         v = row.get(col)
         if not _blank(v):
-            x = config_number(f"column {col}", v)
-            if col in COUNT_LIMITS:
-                low, high = COUNT_LIMITS[col]
-                if not (x == int(x) and low <= x <= high):
-                    raise ValueError(
-                        f"column {col}={x:g} must be a whole number from {low:g} to {high:g}"
-                    )
-            overrides[field] = x
+            low, high = COUNT_LIMITS.get(col, (0.0, math.inf))
+            overrides[field] = number(
+                f"column {col}", v, minimum=low, maximum=high, integer=col in COUNT_LIMITS
+            )
     for col, field in (("prefill_hardware", "prefill_hw"), ("ffn_hardware", "ffn_hw")):
         if not _blank(row.get(col)):
             overrides[field] = float(stack.hw_index[stack.catalog.accelerator(str(row[col])).name])

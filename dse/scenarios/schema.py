@@ -15,6 +15,7 @@ import pandas as pd
 from ..catalog import Catalog, CatalogError
 from ..model.design import DTYPE_BITS, MODES, PHASES
 from ..model.efficiency import DEFAULT_FRAMEWORK, FRAMEWORK_ALIASES, framework_code
+from ..values import number
 
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
@@ -69,23 +70,9 @@ def _number(
     v = row.get(col)
     if _blank(v):
         return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"column {col}={v!r} is not a number; write a plain number or leave it blank"
-        )
-    if not math.isfinite(x):
-        raise ValueError(
-            f"column {col}={v!r} is not finite; write a finite number or leave it blank"
-        )
-    if x < minimum:
-        raise ValueError(f"column {col}={x:g} is below {minimum:g}; use a value >= {minimum:g}")
-    if x > maximum:
-        raise ValueError(f"column {col}={x:g} is above {maximum:g}; use a value <= {maximum:g}")
-    if integer and x != int(x):
-        raise ValueError(f"column {col}={x:g} must be a whole number (it counts something)")
-    return x
+    return number(
+        f"column {col}", v, minimum=minimum, maximum=maximum, integer=integer, blank_ok=True
+    )
 
 
 def _choice(row: dict, col: str, options, default: str) -> tuple[str, bool]:

@@ -21,6 +21,7 @@ from ..model.speculation import SPEC_METHODS
 from ..model.system_design import SYSTEM_FIELDS
 from ..stack import Stack
 from ..stack.api import metrics_frame
+from ..values import number
 from .space import Space
 
 CATEGORICAL = ("system", "software")
@@ -79,13 +80,7 @@ class Evaluator:
                 known = ", ".join(map(str, table)) or "a number"
                 raise ValueError(f"space.{field}: {value!r} is not one of {known}")
             return float(table[value])
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"space.{field}: {value!r} is not a number") from None
-        if not np.isfinite(x) or x < 0:
-            raise ValueError(f"space.{field}: {value!r} must be a finite number >= 0")
-        return x
+        return number(f"space.{field}", value)
 
     # -- points -> design columns --------------------------------------------------------------
     def columns(self, product: np.ndarray, idx: dict[str, np.ndarray],

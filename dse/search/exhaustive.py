@@ -11,30 +11,27 @@ a study can persist progress and ``start`` resumes from it. A ``progress``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
 from ..progress import Progress
 from ..stack import Stack
+from ..values import count
+from .checkpoint import load_checkpoint, save_checkpoint
+from .engine import Engine, Found, Problem, SearchResult
 from .evaluate import Evaluator
 from .objectives import Constraint, Objective, meets
 from .pareto import Front, pareto_mask
 from .space import Space
 
+log = logging.getLogger("dse.search")
+
 KEEP_ALL_POINTS = 250_000  # above this, only the front is tabulated (memory)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    front: Front  # objective values and global point ids (union of the per-system fronts)
-    evaluated: int
-    feasible: int  # feasible and meeting the constraints
-    space: Space
-    points: pd.DataFrame | None = None  # every evaluated point (small spaces / Optuna trials)
-    front_table: pd.DataFrame | None = None
 
 
 def exhaustive_search(
@@ -122,3 +119,51 @@ def _as_constraints(constraints) -> tuple[Constraint, ...]:
     if isinstance(constraints, dict):  # metric -> (min, max)
         return tuple(Constraint(m, lo, hi) for m, (lo, hi) in constraints.items())
     return tuple(constraints)
+
+
+@dataclass(frozen=True)
+class Exhaustive(Engine):
+    """Every point of the space (``conf/search/exhaustive.yaml``), resumed from
+    ``checkpoint.npz`` in the run folder when the same configuration wrote it.
+
+    ``chunk``: designs per compiled call; ``keep_points``: tabulate every point (None: when the
+    space has at most :data:`KEEP_ALL_POINTS`); ``resume``: continue an interrupted sweep (small
+    spaces, every point tabulated, simply rerun); ``checkpoint_every``: chunks between
+    checkpoints."""
+
+    name: ClassVar[str] = "exhaustive"
+    chunk: int
+    keep_points: bool | None
+    resume: bool
+    checkpoint_every: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "chunk", count("search.chunk", self.chunk))
+        object.__setattr__(
+            self, "checkpoint_every", count("search.checkpoint_every", self.checkpoint_every)
+        )
+
+    def run(self, problem: Problem, progress: Progress) -> Found:
+        space, out = problem.space, problem.out
+        maximize = tuple(o.maximize for o in problem.objectives)
+        keep = space.size <= KEEP_ALL_POINTS if self.keep_points is None else bool(self.keep_points)
+        resume = bool(self.resume) and not keep
+        path = out / "checkpoint.npz"
+        state = load_checkpoint(path, space.size, maximize, problem.fingerprint) if resume else None
+        start, front, counts = state or (0, None, (0, 0))
+        if start:
+            log.info("exhaustive: resuming at point %d of %d", start, space.size)
+        tick = {"n": 0}
+
+        def checkpoint(next_start, front, counts):
+            tick["n"] += 1
+            if tick["n"] % self.checkpoint_every == 0 or next_start >= space.size:
+                save_checkpoint(path, next_start, front, counts, space.size, problem.fingerprint)
+
+        evaluator = Evaluator(problem.stack, problem.model, space, chunk=self.chunk)
+        result = exhaustive_search(
+            problem.stack, problem.model, space, problem.objectives, problem.constraints,
+            keep_points=keep, start=start, front=front, counts=counts, checkpoint=checkpoint,
+            evaluator=evaluator, progress=progress,
+        )  # fmt: skip
+        return Found(result)

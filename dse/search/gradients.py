@@ -24,8 +24,8 @@ Numerics (why the derivative is what it is):
   (at an exact tie of ``max`` JAX splits it equally). A central finite difference across a
   kink differs; refine's line search, which only accepts measured improvement, is robust to it.
 * Request rate, hit rate and prefill load are settled by a bracketed root solve in
-  ``evaluate_system`` (``system._rate_root``); its derivative is the implicit one at the root
-  (``system._at_root``: implicit function theorem), not that of the solver's iterations.
+  ``evaluate_system`` (``system_solve._rate_root``); its derivative is the implicit one at the root
+  (``system_solve._at_root``: implicit function theorem), not that of the solver's iterations.
 * ``feasible`` is a step function (derivative 0 almost everywhere). At infeasible designs the
   derivatives are reported as 0 with ``feasible=False``; any non-finite tangent (never seen;
   tests check) is replaced by 0 and flagged ``finite=False``. The output never holds NaN.
@@ -33,6 +33,7 @@ Numerics (why the derivative is what it is):
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,10 +42,13 @@ import numpy as np
 import pandas as pd
 
 from ..model.hypothetical import HARDWARE_KNOBS
-from ..model.system_design import SYSTEM_DEFAULTS
+from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS
 from ..model.system_metrics import SYSTEM_METRIC_FIELDS
+from ..progress import Progress
 from ..stack import Stack
 from ..stack.jacobian import CONTINUOUS_FIELDS, TIER_FIELDS
+from ..values import count
+from .engine import Engine, Found, Problem
 
 # field -> (decode-chip catalog spec it scales or None if already physical, spec/unit, unit)
 UNITS: dict[str, tuple[str | None, float, str]] = {
@@ -342,7 +346,93 @@ def refine(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Gradients(Engine):
+    """A Pareto engine, then gradients at its frontier (``conf/search/gradient.yaml``): at up
+    to ``top`` frontier points (the recommended configurations first, then the best, then
+    points spread along the first objective), ``sensitivities`` of every metric to every
+    continuous field and, with ``refine`` (``{objective, steps}``), projected-gradient
+    refinement of the hypothetical-hardware knobs. Adds the tables ``sensitivities`` and
+    ``refined``; the frontier is the base engine's."""
+
+    base: Engine
+    top: int
+    sensitivities: bool
+    refine: dict | None
+
+    @property
+    def name(self) -> str:  # the report names the engine that searched the space
+        return self.base.name
+
+    def __post_init__(self):
+        if not (isinstance(self.base, Engine) and self.base.pareto):
+            raise ValueError("search.base: gradients refine a frontier; give a Pareto engine "
+                             "(exhaustive or optuna)")  # fmt: skip
+        object.__setattr__(self, "top", count("search.top", self.top))
+        if self.refine is not None:
+            refine_settings = dict(self.refine)
+            unknown = sorted(set(refine_settings) - {"objective", "steps"})
+            if unknown:
+                raise ValueError(
+                    f"search.refine: unknown setting(s) {unknown}; give objective, steps"
+                )
+            refine_settings["steps"] = count(
+                "search.refine.steps", refine_settings.get("steps", 30)
+            )
+            object.__setattr__(self, "refine", refine_settings)
+
+    def run(self, problem: Problem, progress: Progress) -> Found:
+        # Compile the Jacobian while the search runs: on two cores the compiles overlap.
+        warmup = compile_in_background(problem.stack, self.top) if self.sensitivities else None
+        found = self.base.run(problem, progress)
+        frontier = found.result.front_table
+        frontier = frontier if frontier is not None else pd.DataFrame()
+        with progress.phase("gradients (compiled once, then cached)"):
+            if warmup is not None:
+                warmup.wait()
+            tables = self._tables(problem, frontier)
+        return dataclasses.replace(found, tables={**found.tables, **tables})
+
+    def _tables(self, problem: Problem, frontier: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        from .results import top_configs
+
+        if frontier.empty:
+            return {}
+        n = min(self.top, len(frontier))
+        key = "point" if "point" in frontier else "trial"  # exhaustive point id / Optuna trial
+        first = problem.objectives[0]
+        spread = frontier.sort_values(first.metric, ascending=not first.maximize)
+        spread = spread.iloc[np.linspace(0, len(spread) - 1, n).astype(int)]
+        recommended, _ = top_configs(frontier, problem.rank, problem.best_where, problem.shown)
+        order = [*recommended[key], *problem.best(frontier).get(key, []), *spread[key]]
+        pick = frontier.set_index(key, drop=False).loc[list(dict.fromkeys(order))[:n]]
+        stack = problem.stack
+        model = float(stack.model_names.index(stack.catalog.model(problem.model).id))
+        rows = [{**{f: float(row[f]) for f in SYSTEM_FIELDS if f != "model"}, "model": model}
+                for _, row in pick.iterrows()]  # fmt: skip
+        tables = {}
+        if self.sensitivities:
+            table = sensitivities(stack, rows)
+            table.insert(1, "point", pick[key].to_numpy()[table["design"].to_numpy()])
+            tables["sensitivities"] = table
+        if self.refine is not None:
+            bounds = {c.metric: (c.low, c.high) for c in problem.constraints}
+            res = refine(stack, rows, objective=self.refine.get("objective", "tok_s_per_unit"),
+                         constraints=bounds, steps=self.refine["steps"])  # fmt: skip
+            table = res.metrics.copy()
+            for f in res.fields:
+                table[f"start_{f}"] = [row[f] for row in res.starts]
+                table[f] = [row[f] for row in res.refined]
+            table["objective_before"], table["objective_after"] = (
+                res.objective_before,
+                res.objective_after,
+            )
+            table["improved"], table["constraints_met"] = res.improved, res.constraints_met
+            tables["refined"] = table
+        return tables
+
+
 __all__ = [
-    "CONTINUOUS_FIELDS", "DEFAULT_BOUNDS", "METRICS", "MINIMIZE", "RefineResult", "TIER_FIELDS",
-    "UNITS", "refine", "sensitivities",
+    "CONTINUOUS_FIELDS", "DEFAULT_BOUNDS", "METRICS", "MINIMIZE", "Gradients", "RefineResult",
+    "TIER_FIELDS", "UNITS", "refine", "sensitivities",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ that the pool under test sets the rate:
   rate is the ``output_tok_s`` of the highest-throughput batch whose ``tok_s_user`` and
   ``tpot_ms`` meet the SLA.
 * **prefill option** (one worker): the model runs a prefill pool at ``PREFILL_UTILIZATION``
-  (M/D/1 at rho = 0.8, dse/model/system.py), so ``requests_s`` = 0.8 x the worker's request
+  (M/D/1 at rho = 0.8, dse/model/system_solve.py), so ``requests_s`` = 0.8 x the worker's request
   rate and ``ttft_ms`` includes that queue. The rate depends on the uncached tokens per request
   ``u`` (attention also runs over the cached prefix), so the worker is measured at many ``u``:
   caching off (u = input tokens) plus a sweep of context-storage sizes, with the profile's
@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -44,12 +46,14 @@ import numpy as np
 
 from ..model.cost import accelerator_pool_cost, memory_tier_cost
 from ..model.hypothetical import hypothetical_hardware
-from ..model.system import PREFILL_UTILIZATION
+from ..model.reasons import REASON_TEXT, REASONS
 from ..model.system_design import SYSTEM_DEFAULTS, make_system
-from ..model.system_metrics import SYSTEM_REASON_TEXT, SYSTEM_REASONS
+from ..model.system_solve import PREFILL_UTILIZATION
 from ..model.tiers import hit_fraction, kv_bytes_per_token
 from ..progress import Progress
 from ..stack.config import load_group
+from ..values import number
+from .engine import Engine, Found, Problem
 from .mix import CacheConfig, MixProblem, MixResult, PoolOption, solve_mix
 
 # 8-GPU TP/EP workers as in TRT-LLM's DeepSeek-R1 configs (conf/system/gb200_nvl72.yaml); an
@@ -72,9 +76,9 @@ STORAGE_LEVELS_TB = (0.0, 50.0, 200.0, 1_000.0)
 MEASURE_WORKERS = 1024  # the pool not under test: large enough never to bind
 GRID_STRETCH = 1e6  # makes a measurement worker's own HBM cache negligible
 STORAGE_SWEEP_TB = tuple(np.logspace(-2.0, 10.0, 25))
-DECODE_OK = {SYSTEM_REASON_TEXT[0.0], SYSTEM_REASON_TEXT[SYSTEM_REASONS["prefill_pool_too_small"]]}
+DECODE_OK = {REASON_TEXT[0.0], REASON_TEXT[REASONS["prefill_pool_too_small"]]}
 PREFILL_BAD = {
-    SYSTEM_REASON_TEXT[SYSTEM_REASONS[k]]
+    REASON_TEXT[REASONS[k]]
     for k in (
         "prefill_pool_too_small", "pool_smaller_than_worker", "prefill_tp_not_dividing_heads",
         "prefill_ep_exceeds_experts", "prefill_ep_not_dividing_tp_dp",
@@ -296,4 +300,54 @@ def hardware_mix(stack, model: str, demand_sessions_s: float, *, time_limit_s: f
         return solve_mix(problem, time_limit_s=time_limit_s)
 
 
-__all__ = ["build_mix_problem", "hardware_mix"]
+@dataclass(frozen=True)
+class HardwareMix(Engine):
+    """The least-cost hardware mix for a demand (``conf/search/milp.yaml``): not a frontier
+    over a space but one answer, the ``mix`` table. Settings are :func:`hardware_mix`'s;
+    ``decode_options``/``prefill_options``/``batches``/``max_tpot_ms`` null: the built-in
+    options (:data:`DEFAULT_DECODE_OPTIONS`, ...) and ``1000 / min_tok_s_user``."""
+
+    name: ClassVar[str] = "milp"
+    pareto: ClassVar[bool] = False
+    demand_sessions_s: float
+    min_tok_s_user: float
+    max_tpot_ms: float | None
+    max_ttft_ms: float
+    power_cap_kw: float | None
+    budget_usd: float | None
+    host_levels_gb: tuple
+    storage_levels_tb: tuple
+    decode_options: tuple | None
+    prefill_options: tuple | None
+    batches: tuple | None
+    software: str | dict
+    time_limit_s: float
+
+    def __post_init__(self):
+        if self.demand_sessions_s is None:
+            raise ValueError(
+                "search.demand_sessions_s: give the demand (agent sessions per second)"
+            )
+        for key in ("demand_sessions_s", "min_tok_s_user", "max_tpot_ms", "max_ttft_ms",
+                    "power_cap_kw", "budget_usd", "time_limit_s"):  # fmt: skip
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, number(f"search.{key}", value))
+
+    def run(self, problem: Problem, progress: Progress) -> Found:
+        options = {
+            "min_tok_s_user": self.min_tok_s_user, "max_tpot_ms": self.max_tpot_ms,
+            "max_ttft_ms": self.max_ttft_ms, "power_cap_kw": self.power_cap_kw,
+            "budget_usd": self.budget_usd, "host_levels_gb": self.host_levels_gb,
+            "storage_levels_tb": self.storage_levels_tb, "software": self.software,
+        }  # fmt: skip
+        for key in ("decode_options", "prefill_options", "batches"):  # null: the built-in lists
+            if getattr(self, key) is not None:
+                options[key] = getattr(self, key)
+        result = hardware_mix(problem.stack, problem.model, self.demand_sessions_s,
+                              time_limit_s=self.time_limit_s, progress=progress, **options)  # fmt: skip
+        table = result.to_frame()
+        return Found(None, {"mix": table}, result.summary(), {"mix": result}, answer=table)
+
+
+__all__ = ["HardwareMix", "build_mix_problem", "hardware_mix"]

@@ -20,13 +20,18 @@ vectorized), so results never depend on which process told which trial.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
 import numpy as np
 import optuna
 
 from ..progress import Progress
+from ..values import count
 from .batches import batch_key, batch_seed, label, sync, unique
+from .engine import Engine, Found, Problem, SearchResult
 from .evaluate import Evaluator
-from .exhaustive import SearchResult
 from .objectives import Constraint, Objective, meets, violations
 from .pareto import Front, pareto_mask
 from .storage import make_storage, open_study, worker_slot
@@ -221,3 +226,63 @@ def _picks_from_params(ev: Evaluator, p: dict):
 
 
 __all__ = ["SAMPLERS", "make_sampler", "make_storage", "optuna_search", "study_result"]
+
+
+@dataclass(frozen=True)
+class Optuna(Engine):
+    """Batched multi-objective Optuna study (``conf/search/optuna.yaml``): ``sampler`` (one of
+    :data:`SAMPLERS`, seeded by ``seed``), ``n_trials`` in asks of ``batch`` (``population``
+    for the evolutionary samplers), on ``storage`` (``journal``: a file in the run folder;
+    ``memory``; a journal file name; or a database URL), as worker number ``worker`` of
+    those sharing it, under ``study_name`` (None: ``<study>/<run>``); ``chunk`` designs per
+    compiled call."""
+
+    name: ClassVar[str] = "optuna"
+    sampler: str
+    n_trials: int
+    batch: int
+    population: int
+    seed: int
+    storage: str | None
+    worker: int
+    study_name: str | None
+    chunk: int
+
+    def __post_init__(self):
+        for key in ("n_trials", "batch", "population", "chunk"):
+            object.__setattr__(self, key, count(f"search.{key}", getattr(self, key)))
+        for key in ("seed", "worker"):
+            object.__setattr__(self, key, count(f"search.{key}", getattr(self, key), minimum=0))
+        make_sampler(self.sampler, self.seed, self.population)  # a bad name: one line, now
+
+    def run(self, problem: Problem, progress: Progress) -> Found:
+        evaluator = Evaluator(problem.stack, problem.model, problem.space, chunk=self.chunk)
+        result, _ = optuna_search(
+            evaluator, problem.objectives, problem.constraints,
+            n_trials=self.n_trials, batch=self.batch, sampler=self.sampler,
+            population=self.population, seed=self.seed,
+            storage=_storage(self.storage, problem.out),
+            study_name=str(self.study_name or problem.name), worker=self.worker,
+            progress=progress,
+        )  # fmt: skip
+        return Found(result)
+
+
+def _storage(storage, out: Path) -> str | None:
+    """``journal`` (default): a journal file in the run folder; ``memory``/null: none; a database
+    URL (``postgresql://user:pw@host/db``); or a journal file name, kept in the run folder so that
+    nothing is written outside the results directory."""
+    if storage in (None, "memory", "none"):
+        return None
+    if storage == "journal":
+        return str(out / "optuna.journal")
+    storage = str(storage)
+    if "://" in storage:
+        return storage
+    name = Path(storage)
+    if name.is_absolute() or ".." in name.parts:
+        raise ValueError(
+            f"search.storage={storage!r}: a journal file is kept in the run folder; give a plain "
+            "file name (e.g. shared.journal), 'journal', 'memory' or a database URL"
+        )
+    return str(out / name)

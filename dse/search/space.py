@@ -29,11 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..values import number
+
 SPACE_KEYS = {"title", "choices", "systems", "continuous", "notes", "sources"}
 RANGE_KEYS = {"low", "high", "steps", "log"}
 # Fields that count accelerators, ranks or steps: whole numbers at least this large, whatever
 # the model (model-dependent rules such as tp dividing the attention heads are per-point
-# reasons, dse/model/system.py, so a sweep over tp still runs and marks the bad points). Other
+# reasons, dse/model/system_feasibility.py, so a sweep over tp still runs and marks the bad points). Other
 # numeric fields are checked finite and >= 0 where names are resolved (dse/search/evaluate.py).
 COUNT_FIELDS: dict[str, int] = {
     "tp": 1, "pp": 1, "ep": 1, "dp": 1, "decode_units": 1,
@@ -186,13 +188,8 @@ def _lists(where: str, mapping) -> dict[str, tuple]:
 def _check_count(where: str, name: str, value) -> None:
     """A count field's value: a finite whole number >= its minimum (one-line error otherwise)."""
     low = COUNT_FIELDS[name]
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
-    if not (math.isfinite(x) and x == int(x) and x >= low):
-        raise ValueError(
-            f"{where}: {value!r} is not a whole number >= {low}; {name} counts accelerators, "
-            f"sequences, ranks or steps, list whole numbers >= {low}"
-        )
+    why = f"{name} counts accelerators, sequences, ranks or steps"
+    number(where, value, minimum=low, integer=True, text_ok=False, why=why)
 
 
 def _range(where: str, spec) -> Continuous:

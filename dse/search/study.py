@@ -1,19 +1,24 @@
-"""One study, end to end: resolved config → Stack → space → engine → ``results/<study>/<run>/``.
+"""One study, end to end: resolved config → Stack → :class:`~.engine.Problem` → engine →
+``results/<study>/<run>/``.
 
 The single entry point behind ``dse search`` (Hydra app), the dse sweeper and the Python API::
 
-    from dse.search import search
-    outcome = search("seed_rubin_lpx", ["search=optuna", "search.n_trials=4000"])
+    import dse.search
+    outcome = dse.search.run("seed_rubin_lpx", engine="optuna")   # as search=optuna
+    outcome = dse.search.run("seed_rubin_lpx", ["search.n_trials=4000"], engine="optuna")
     outcome.frontier  # a DataFrame
 
-Engines (``search.engine``, ``conf/search/``): ``exhaustive`` (every point, streaming Pareto
-filter, checkpointed per chunk), ``optuna`` (batched ask/tell, persistent storage, resumable),
-``milp`` (cvxpy/HiGHS hardware mix for a demand). Any Pareto engine may add ``refine`` (projected
-gradient from the best discrete points) and ``sensitivities`` (Jacobians at those points).
+Engines (:mod:`.engine`; ``_target_`` in ``conf/search/*.yaml``, which hold their defaults):
+``exhaustive`` (every point, streaming Pareto filter, checkpointed per chunk), ``optuna``
+(batched ask/tell, persistent storage, resumable), ``milp`` (cvxpy/HiGHS hardware mix for a
+demand), ``gradient`` (a Pareto engine, then sensitivities and projected-gradient refinement at
+its frontier). The study builds the problem and writes what the engine found; the report is the
+caller's (``dse.report.write_report(outcome.out_dir)``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import time
@@ -28,17 +33,13 @@ from ..files import conf_dir
 from ..progress import Progress, make_progress
 from ..stack import Stack
 from ..stack.config import load_group
-from .checkpoint import load_checkpoint, save_checkpoint
-from .evaluate import Evaluator
-from .exhaustive import KEEP_ALL_POINTS, SearchResult, exhaustive_search
-from .objectives import Objective, meets, parse_constraints, parse_objectives
-from .optuna_search import optuna_search
+from ..values import count
+from .engine import Engine, Found, Problem, engine_config, engine_from_config
+from .objectives import Objective, parse_constraints, parse_objectives
 from .results import (
-    best_configs,
     default_reference,
     front_hypervolume,
     summary_json,
-    top_configs,
     write_table,
     write_text,
 )
@@ -46,7 +47,6 @@ from .secrets import redact_tree
 from .space import Space
 
 log = logging.getLogger("dse.search")
-ENGINES = ("exhaustive", "optuna", "milp")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _stack(cfg: dict, choices: dict) -> tuple[Stack, str]:
                 f"{group}: fields of conf/{group}/{name}.yaml were overridden on the command line; "
                 f"copy the file to a new name, edit it and pass {group}=NEW_NAME"
             )
-    sessions = whole(cfg, "sessions", 64)
+    sessions = count("sessions", setting(cfg, "sessions"))
     if traffic:
         from ..workload.fixed import fixed_length_profile
 
@@ -127,99 +127,92 @@ def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
 
 
 def run_study(
-    cfg, choices: dict, out_dir: Path | str, progress: str | Progress = "none"
+    cfg,
+    choices: dict,
+    out_dir: Path | str,
+    progress: str | Progress = "none",
+    engine: Engine | None = None,
 ) -> StudyOutcome:
     """Run the study described by a resolved config; write and return its results (the
     design-review report is the caller's: ``dse.report.write_report(out_dir)`` reads the files
     written here). ``progress``: a :mod:`dse.progress` mode (``auto``, ``bars``, ``log``,
-    ``none``), closed on return, or a Progress object, which the caller closes."""
+    ``none``), closed on return, or a Progress object, which the caller closes. ``engine``:
+    replaces the config's ``search`` (recorded in the run's ``config.yaml`` as its
+    ``_target_`` mapping, so the run folder says what ran)."""
     if not isinstance(progress, str):
-        return _run_study(cfg, choices, Path(out_dir), progress)
+        return _run_study(cfg, choices, Path(out_dir), progress, engine)
     progress = make_progress(progress)
     try:
-        return _run_study(cfg, choices, Path(out_dir), progress)
+        return _run_study(cfg, choices, Path(out_dir), progress, engine)
     finally:
         progress.close()
 
 
-def _run_study(cfg, choices: dict, out: Path, progress: Progress) -> StudyOutcome:
+def _run_study(
+    cfg, choices: dict, out: Path, progress: Progress, engine: Engine | None
+) -> StudyOutcome:
     t0 = time.perf_counter()
     cfg = _plain(cfg)
+    if engine is not None:
+        cfg["search"] = engine_config(engine)
     _check_report_options(cfg)  # checked before hours of search, not after
+    engine = engine_from_config(cfg.get("search") or {})
     out.mkdir(parents=True, exist_ok=True)
     write_text(yaml.safe_dump(redact_tree(cfg), sort_keys=False), out / "config.yaml")
-    s = dict(cfg.get("search") or {})
-    engine = str(s.get("engine", "exhaustive"))
-    if engine not in ENGINES:
-        raise ValueError(f"search.engine={engine!r} is not one of {', '.join(ENGINES)}")
     model = choices.get("model") or cfg.get("model_name")
     stack, workload = _stack(cfg, choices)
     summary = {
         "study": choices.get("study"), "model": model, "workload": workload,
-        "hardware": choices.get("hardware"), "engine": engine, "title": cfg.get("title"),
+        "hardware": choices.get("hardware"), "engine": engine.name, "title": cfg.get("title"),
     }  # fmt: skip
-    if engine == "milp":
-        return _run_milp(cfg, s, stack, model, out, summary, t0, progress)
-
-    objectives = parse_objectives(cfg.get("objectives"))
-    constraints = parse_constraints(cfg.get("constraints"))
-    where = parse_constraints(cfg.get("best_where"), "best_where")  # checked before the search
-    rank = Objective(*_rank_by(cfg))
-    space = _space(cfg, choices, stack)
-    ev = Evaluator(stack, model, space, chunk=whole(s, "chunk", 1 << 13, "search"))
-    summary["space_size"] = space.size
-    warmup = None
-    if s.get("sensitivities"):  # compile the Jacobian while the search runs (2 cores: overlap)
-        from .gradients import compile_in_background
-
-        top = whole(dict(s.get("refine") or {}), "top", 8, "search.refine")
-        warmup = compile_in_background(stack, top)
-    if engine == "exhaustive":
-        result = _run_exhaustive(
-            stack, model, space, objectives, constraints, ev, s, out, progress, _fingerprint(cfg)
-        )
-    else:
-        result, _ = optuna_search(
-            ev, objectives, constraints,
-            n_trials=whole(s, "n_trials", 2000, "search"), batch=whole(s, "batch", 256, "search"),
-            sampler=str(s.get("sampler", "nsga2")), population=whole(s, "population", 100, "search"),
-            seed=whole(s, "seed", 0, "search", low=0), storage=_storage(s.get("storage"), out),
-            study_name=str(s.get("study_name") or f"{summary['study']}/{out.name}"),
-            worker=whole(s, "worker", 0, "search", low=0),
-            progress=progress,
+    problem = Problem(stack, model, out, name=f"{summary['study']}/{out.name}")
+    if engine.pareto:
+        problem = dataclasses.replace(
+            problem, space=_space(cfg, choices, stack),
+            objectives=parse_objectives(cfg.get("objectives")),
+            constraints=parse_constraints(cfg.get("constraints")),
+            rank=_rank_by(cfg),
+            best_where=parse_constraints(cfg.get("best_where"), "best_where"),
+            shown=count("report.top", setting(cfg, "top", "report")),
+            fingerprint=_fingerprint(cfg),
         )  # fmt: skip
-    frontier = result.front_table if result.front_table is not None else pd.DataFrame()
-    chosen = (
-        frontier[meets({c: frontier[c] for c in frontier}, where)]
-        if where and len(frontier)
-        else frontier
-    )
-    best = best_configs(chosen, objectives, rank)
-    written = []
-    if result.points is not None:
-        written += write_table(result.points, out, "points")
-    written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
-    extra = {}
-    if s.get("refine") or s.get("sensitivities"):
-        with progress.phase("gradients (compiled once, then cached)"):
-            if warmup is not None:
-                warmup.wait()
-            extra = _gradients(cfg, stack, ev, frontier, best, objectives, constraints, s)
-        for name, table in extra.items():
-            written += write_table(table, out, name)
-    files, workload_cache = _write_workload(cfg, stack, model, frontier, out)
-    written += files
-    ref = default_reference(objectives, frontier)
-    summary.update(
-        evaluated=result.evaluated, feasible=result.feasible, frontier=len(frontier),
-        objectives=[o.__dict__ for o in objectives], constraints=[c.__dict__ for c in constraints],
-        hypervolume=front_hypervolume(frontier, objectives, ref), hypervolume_reference=ref,
-        seconds=round(time.perf_counter() - t0, 2), files=written + ["config.yaml", "summary.json"],
-    )  # fmt: skip
-    if workload_cache:
-        summary["workload_cache"] = workload_cache
+        summary["space_size"] = problem.space.size
+    found = engine.run(problem, progress)
+    return _write(cfg, problem, found, summary, t0)
+
+
+def _write(cfg: dict, problem: Problem, found: Found, summary: dict, t0: float) -> StudyOutcome:
+    """What the engine found, as the run folder's tables and ``summary.json``."""
+    out, result, written = problem.out, found.result, []
+    frontier = pd.DataFrame()
+    best = found.answer if found.answer is not None else pd.DataFrame()
+    if result is not None:
+        frontier = result.front_table if result.front_table is not None else frontier
+        best = problem.best(frontier)
+        if result.points is not None:
+            written += write_table(result.points, out, "points")
+        written += write_table(frontier, out, "frontier") + write_table(best, out, "best")
+    for name, table in found.tables.items():
+        written += write_table(table, out, name)
+    summary.update(found.summary)
+    if result is not None:
+        files, workload_cache = _write_workload(cfg, problem.stack, problem.model, frontier, out)
+        written += files
+        ref = default_reference(problem.objectives, frontier)
+        summary.update(
+            evaluated=result.evaluated, feasible=result.feasible, frontier=len(frontier),
+            objectives=[o.__dict__ for o in problem.objectives],
+            constraints=[c.__dict__ for c in problem.constraints],
+            hypervolume=front_hypervolume(frontier, problem.objectives, ref),
+            hypervolume_reference=ref,
+        )  # fmt: skip
+        if workload_cache:
+            summary["workload_cache"] = workload_cache
+    summary.update(seconds=round(time.perf_counter() - t0, 2),
+                   files=written + ["config.yaml", "summary.json"])  # fmt: skip
     summary_json(out / "summary.json", summary)
-    return StudyOutcome(out, summary, frontier, best, result.points, extra)
+    points = result.points if result is not None else None
+    return StudyOutcome(out, summary, frontier, best, points, {**found.tables, **found.extra})
 
 
 def _write_workload(cfg: dict, stack: Stack, model: str, frontier, out: Path):
@@ -235,7 +228,7 @@ def _write_workload(cfg: dict, stack: Stack, model: str, frontier, out: Path):
     from ..workload.session import DEFAULT_SEED
 
     params = SessionParams.from_dict(cfg["workload"])
-    curve, mean_input = cache_curve(params, whole(cfg, "sessions", 64))
+    curve, mean_input = cache_curve(params, count("sessions", setting(cfg, "sessions")))
     arch = stack.catalog.model(model).arch
     bits = sorted({4.0, 8.0, 16.0} | set(frontier.get("kv_bits", pd.Series(dtype=float))))
     kv = {f"{b:g}": float(kv_bytes_per_token(arch, np.float64(b), np.float64(mean_input)))
@@ -249,7 +242,7 @@ def _write_workload(cfg: dict, stack: Stack, model: str, frontier, out: Path):
 
 def _check_report_options(cfg: dict) -> None:
     opts = dict(cfg.get("report") or {})
-    whole(opts, "top", 5, "report")
+    count("report.top", setting(cfg, "top", "report"))
     baseline = opts.get("baseline")
     space = cfg.get("space") or {}
     systems = [
@@ -263,52 +256,24 @@ def _check_report_options(cfg: dict) -> None:
         )
 
 
-def whole(section: dict, key: str, default: int, where: str = "", low: int = 1) -> int:
-    """An integer setting, checked where it enters: ``search.n_trials=abc`` or ``=0`` is one
-    clear line, not a traceback or a silent default."""
-    value = section.get(key, default)
+def setting(cfg: dict, key: str, where: str = ""):
+    """A study-level setting; ``conf/dse.yaml`` gives each one its value (the one place its
+    default lives), so a missing one is a config that did not come through Hydra."""
+    section = dict(cfg.get(where) or {}) if where else cfg
     name = f"{where}.{key}" if where else key
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{name}={value!r}: give a whole number >= {low}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r}: give a whole number >= {low}") from None
-    if not number.is_integer() or number < low:
-        raise ValueError(f"{name}={value!r}: give a whole number >= {low}")
-    return int(number)
+    if section.get(key) is None:
+        raise ValueError(f"{name}: not set; conf/dse.yaml sets it, give {name}=VALUE")
+    return section[key]
 
 
-def _rank_by(cfg: dict) -> tuple[str, bool]:
-    rank = cfg.get("rank_by") or "min:usd_per_mtok"
-    (o,) = parse_objectives([rank], "rank_by")
-    return o.metric, o.maximize
+def _rank_by(cfg: dict) -> Objective:
+    (rank,) = parse_objectives([setting(cfg, "rank_by")], "rank_by")
+    return rank
 
 
-def _storage(storage, out: Path) -> str | None:
-    """``journal`` (default): a journal file in the run folder; ``memory``/null: none; a database
-    URL (``postgresql://user:pw@host/db``); or a journal file name, kept in the run folder so that
-    nothing is written outside the results directory."""
-    if storage in (None, "memory", "none"):
-        return None
-    if storage == "journal":
-        return str(out / "optuna.journal")
-    storage = str(storage)
-    if "://" in storage:
-        return storage
-    name = Path(storage)
-    if name.is_absolute() or ".." in name.parts:
-        raise ValueError(
-            f"search.storage={storage!r}: a journal file is kept in the run folder; give a plain "
-            "file name (e.g. shared.journal), 'journal', 'memory' or a database URL"
-        )
-    return str(out / name)
-
-
-# Settings that do not change what a sweep computes (where and how it runs, what it prints).
-_NOT_RESULTS = ("run", "ui", "report", "results_dir", "hydra")
-_NOT_RESULTS_SEARCH = ("checkpoint_every", "chunk", "resume", "keep_points", "sensitivities",
-                       "refine")  # fmt: skip
+# Settings that do not change which points a sweep finds: where and how it runs, what it
+# prints, and the engine's own settings (chunk size, checkpoint period; gradients come after).
+_NOT_RESULTS = ("run", "ui", "report", "results_dir", "hydra", "search")
 
 
 def _fingerprint(cfg: dict) -> str:
@@ -320,110 +285,11 @@ def _fingerprint(cfg: dict) -> str:
     from ..calibration.params import default_calibration_path
 
     kept = {k: v for k, v in cfg.items() if k not in _NOT_RESULTS}
-    kept["search"] = {
-        k: v for k, v in dict(cfg.get("search") or {}).items() if k not in _NOT_RESULTS_SEARCH
-    }
     h = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode())
     cal = Path(default_calibration_path())
     if cal.is_file():
         h.update(cal.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _run_exhaustive(
-    stack, model, space, objectives, constraints, ev, s, out, progress, fingerprint: str = ""
-) -> SearchResult:
-    """Exhaustive sweep, resumed from ``checkpoint.npz`` in the run folder when present."""
-    maximize = tuple(o.maximize for o in objectives)
-    keep = s.get("keep_points")
-    keep = space.size <= KEEP_ALL_POINTS if keep is None else bool(keep)
-    # Small spaces (every point tabulated) simply rerun; large ones resume from the checkpoint.
-    resume = s.get("resume", True) and not keep
-    state = (
-        load_checkpoint(out / "checkpoint.npz", space.size, maximize, fingerprint)
-        if resume
-        else None
-    )
-    start, front, counts = state or (0, None, (0, 0))
-    if start:
-        log.info("exhaustive: resuming at point %d of %d", start, space.size)
-    every = whole(s, "checkpoint_every", 16, "search")
-    tick = {"n": 0}
-
-    def checkpoint(next_start, front, counts):
-        tick["n"] += 1
-        if tick["n"] % every == 0 or next_start >= space.size:
-            save_checkpoint(
-                out / "checkpoint.npz", next_start, front, counts, space.size, fingerprint
-            )
-
-    return exhaustive_search(
-        stack, model, space, objectives, constraints, keep_points=keep,
-        start=start, front=front, counts=counts, checkpoint=checkpoint, evaluator=ev,
-        progress=progress,
-    )  # fmt: skip
-
-
-def _gradients(
-    cfg, stack, ev, frontier, best, objectives, constraints, s
-) -> dict[str, pd.DataFrame]:
-    """Sensitivities and/or projected-gradient refinement at up to ``refine.top`` frontier
-    points: the best configurations first (the report charts their sensitivities), then points
-    spread along the first objective."""
-    from ..model.system_design import SYSTEM_FIELDS
-    from .gradients import refine, sensitivities
-
-    if frontier.empty:
-        return {}
-    r = dict(s.get("refine") or {})
-    n = min(whole(r, "top", 8, "search.refine"), len(frontier))
-    key = "point" if "point" in frontier else "trial"  # exhaustive point id / Optuna trial number
-    spread = frontier.sort_values(objectives[0].metric, ascending=not objectives[0].maximize)
-    spread = spread.iloc[np.linspace(0, len(spread) - 1, n).astype(int)]
-    report = dict(cfg.get("report") or {})
-    recommended, _ = top_configs(frontier, Objective(*_rank_by(cfg)),
-                                 parse_constraints(cfg.get("best_where"), "best_where"), int(report.get("top", 5)))  # fmt: skip
-    order = [*recommended[key], *best.get(key, []), *spread[key]]
-    pick = frontier.set_index(key, drop=False).loc[list(dict.fromkeys(order))[:n]]
-    model = float(stack.model_names.index(stack.catalog.model(ev.model).id))
-    rows = [{**{f: float(row[f]) for f in SYSTEM_FIELDS if f != "model"}, "model": model}
-            for _, row in pick.iterrows()]  # fmt: skip
-    tables = {}
-    if s.get("sensitivities"):
-        table = sensitivities(stack, rows)
-        table.insert(1, "point", pick[key].to_numpy()[table["design"].to_numpy()])
-        tables["sensitivities"] = table
-    if r:
-        cons = {c.metric: (c.low, c.high) for c in constraints}
-        res = refine(stack, rows, objective=r.get("objective", "tok_s_per_unit"),
-                     constraints=cons, steps=whole(r, "steps", 30, "search.refine"))  # fmt: skip
-        table = res.metrics.copy()
-        for f in res.fields:
-            table[f"start_{f}"] = [row[f] for row in res.starts]
-            table[f] = [row[f] for row in res.refined]
-        table["objective_before"], table["objective_after"] = (
-            res.objective_before,
-            res.objective_after,
-        )
-        table["improved"], table["constraints_met"] = res.improved, res.constraints_met
-        tables["refined"] = table
-    return tables
-
-
-def _run_milp(cfg, s, stack, model, out, summary, t0, progress) -> StudyOutcome:
-    from .mix_rates import hardware_mix
-
-    opts = {k: v for k, v in s.items() if k not in ("engine", "demand_sessions_s")}
-    if "demand_sessions_s" not in s:
-        raise ValueError("search.demand_sessions_s: give the demand (agent sessions per second)")
-    result = hardware_mix(stack, model, float(s["demand_sessions_s"]), progress=progress, **opts)
-    table = result.to_frame()
-    written = write_table(table, out, "mix")
-    summary.update(result.summary())
-    summary.update(seconds=round(time.perf_counter() - t0, 2), files=written + ["summary.json"])
-    summary_json(out / "summary.json", summary)
-    mix = {"mix": result}
-    return StudyOutcome(out, summary, pd.DataFrame(), table, None, mix)
 
 
 def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:
@@ -440,13 +306,26 @@ def compose(study: str | None = None, overrides=()) -> tuple[object, dict]:
     return cfg, choices
 
 
-def search(study: str | None = None, overrides=(), out_dir: str | Path | None = None,
-           progress: str = "none") -> StudyOutcome:  # fmt: skip
-    """Python API: run a study as ``dse search study=NAME overrides...`` would (``progress``:
-    ``none``, ``auto``, ``bars`` or ``log``)."""
+def run(
+    study: str | None = None,
+    overrides=(),
+    *,
+    engine: str | Engine | None = None,
+    out_dir: str | Path | None = None,
+    progress: str = "none",
+) -> StudyOutcome:
+    """Python API: run a study as ``dse search study=NAME overrides...`` would.
+
+    ``engine``: the study's own (None), a ``conf/search`` name (``"optuna"``: as
+    ``search=optuna``, its settings from that file and ``overrides``), or an engine object
+    (:class:`~.exhaustive.Exhaustive`, :class:`~.optuna_search.Optuna`, ...). ``progress``:
+    ``none``, ``auto``, ``bars`` or ``log``. Returns the outcome; the report is
+    ``dse.report.write_report(outcome.out_dir)``."""
     from omegaconf import OmegaConf
 
-    cfg, choices = compose(study, overrides)
-    run = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)
+    chosen = [f"search={engine}"] if isinstance(engine, str) else []
+    cfg, choices = compose(study, [*chosen, *overrides])
+    out = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return run_study(cfg, choices, run, progress=progress)
+    given = engine if isinstance(engine, Engine) else None
+    return run_study(cfg, choices, out, progress=progress, engine=given)

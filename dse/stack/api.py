@@ -20,13 +20,13 @@ from ..calibration import Calibration
 from ..catalog import load_catalog
 from ..catalog.costs import load_cost_params
 from ..model.batched import stack
+from ..model.reasons import REASON_TEXT
 from ..model.system_batched import SystemTables, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
 from ..model.system_metrics import (
     SUB_AGENT_ADDED,
     SYSTEM_BOUNDS,
     SYSTEM_METRIC_FIELDS,
-    SYSTEM_REASON_TEXT,
     with_sub_agents,
 )
 from ..model.workload import WorkloadProfile
@@ -207,7 +207,7 @@ def metrics_frame(metrics: dict[str, np.ndarray]) -> pd.DataFrame:
     ``reason`` and ``bound`` as text."""
     df = pd.DataFrame({f: np.asarray(metrics[f]) for f in SYSTEM_METRIC_FIELDS})
     df["feasible"] = df["feasible"] > 0.5
-    df["reason"] = [SYSTEM_REASON_TEXT.get(float(r), "") for r in df["reason"]]
+    df["reason"] = [REASON_TEXT.get(float(r), "") for r in df["reason"]]
     df["bound"] = [SYSTEM_BOUNDS[int(b)] for b in df["bound"]]
     return df
 

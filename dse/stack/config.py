@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import math
 from pathlib import Path
 
 import yaml
@@ -22,6 +21,7 @@ from ..model.design import DTYPE_BITS
 from ..model.efficiency import DEFAULT_FRAMEWORK, framework_code
 from ..model.hypothetical import HARDWARE_KNOBS
 from ..model.speculation import SPEC_METHODS
+from ..values import number
 
 POOL_KEYS = {
     "decode": {"hardware", "units", "tp", "pp", "ep", "dp"},
@@ -69,18 +69,6 @@ def _check_keys(where: str, data: dict, allowed: set[str]) -> None:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{where}: unknown key {key!r}{hint} (allowed: {sorted(allowed)})")
-
-
-def number(where: str, value, *, minimum: float = 0.0, integer: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}={value!r} is not a number; write a plain number") from None
-    if not math.isfinite(x) or x < minimum:
-        raise ValueError(f"{where}={value!r} must be a finite number >= {minimum:g}")
-    if integer and x != int(x):
-        raise ValueError(f"{where}={x:g} must be a whole number")
-    return x
 
 
 def _dtype(where: str, value, default: str | None) -> float:

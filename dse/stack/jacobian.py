@@ -2,7 +2,7 @@
 one compiled program behind ``Stack.jacobian`` (and so every gradient-based search).
 
 Derivatives are forward-mode (``jax.jacfwd``: a few metrics, ~10 continuous fields) through the
-whole system model, including its request-rate root (``system._at_root``: the implicit
+whole system model, including its request-rate root (``system_solve._at_root``: the implicit
 derivative). A workload whose sub-agents run on a smaller model runs the same program on the
 sub-agent replica (``Stack.jacobian`` adds the two as ``system_metrics.SUB_AGENT_ADDED`` says),
 so one compiled program serves every workload.

@@ -15,7 +15,7 @@ each, ecosystem.md §1.3) and pins optuna<3; here a trial costs microseconds.
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -30,11 +30,12 @@ from omegaconf import DictConfig
 class DseSweeperConf:
     _target_: str = "hydra_plugins.dse_sweeper.dse_sweeper.DseSweeper"
     engine: str = "optuna"  # or exhaustive: sweep the same space point by point
-    sampler: str = "nsga2"
-    n_trials: int = 2000
-    batch: int = 512
-    population: int = 512
-    seed: int = 0
+    # Optuna settings; null: conf/search/optuna.yaml's (the one place engine defaults live).
+    sampler: Optional[str] = None
+    n_trials: Optional[int] = None
+    batch: Optional[int] = None
+    population: Optional[int] = None
+    seed: Optional[int] = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="dse", node=DseSweeperConf, provider="dse")
@@ -75,8 +76,8 @@ def translate(arguments: list[str], fields: set[str]) -> tuple[list[str], list[l
 
 
 class DseSweeper(Sweeper):
-    def __init__(self, engine="optuna", sampler="nsga2", n_trials=2000, batch=512,
-                 population=512, seed=0):  # fmt: skip
+    def __init__(self, engine="optuna", sampler=None, n_trials=None, batch=None,
+                 population=None, seed=None):  # fmt: skip
         self.opts = dict(engine=engine, sampler=sampler, n_trials=n_trials, batch=batch,
                          population=population, seed=seed)  # fmt: skip
         self.hydra_context: HydraContext | None = None
@@ -96,7 +97,8 @@ class DseSweeper(Sweeper):
         if not any(a.split("=")[0].lstrip("+~") == "search" for a in common):
             common.append(f"search={o['engine']}")
         if o["engine"] == "optuna":
-            common += [f"++search.{k}={o[k]}" for k in ("sampler", "n_trials", "batch", "population", "seed")]
+            common += [f"++search.{k}={o[k]}" for k in ("sampler", "n_trials", "batch", "population", "seed")
+                       if o[k] is not None]  # fmt: skip
         jobs = [common + list(combo) for combo in itertools.product(*outer)] or [common]
         self.validate_batch_is_legal(jobs)
         return self.launcher.launch(jobs, initial_job_idx=0)

@@ -19,7 +19,8 @@ from dse.catalog.costs import load_cost_params
 from dse.model.batched import evaluate_many
 from dse.model.fixed_workload import fixed_workload, instance_system, no_host, serve_fixed
 from dse.model.serving import tokens_per_step
-from dse.model.system import PREFILL_UTILIZATION, evaluate_system
+from dse.model.system import evaluate_system
+from dse.model.system_solve import PREFILL_UTILIZATION
 from tests.support import calibration, designs, random_rows, tables
 
 REL = 1e-6

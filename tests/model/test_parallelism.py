@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from dse.catalog import conf_dir
-from dse.model.system_metrics import SYSTEM_METRIC_FIELDS, SYSTEM_REASON_TEXT, SYSTEM_REASONS
+from dse.model.reasons import REASON_TEXT, REASONS
+from dse.model.system_metrics import SYSTEM_METRIC_FIELDS
 from dse.search.evaluate import Evaluator
 from dse.search.space import Space
 from dse.stack import Stack
@@ -21,7 +22,7 @@ LAYOUT_CODES = (
     "ffn_ep_exceeds_experts", "decode_units_not_whole_workers",
     "prefill_units_not_whole_workers", "needs_scaleout_network",
 )  # fmt: skip
-LAYOUT_TEXTS = {SYSTEM_REASON_TEXT[SYSTEM_REASONS[c]] for c in LAYOUT_CODES}
+LAYOUT_TEXTS = {REASON_TEXT[REASONS[c]] for c in LAYOUT_CODES}
 AFD = dict(model=KIMI, system="vr200_lpx_afd", software="nvfp4_mtp", batch=4)
 
 
@@ -92,22 +93,23 @@ def test_each_layout_inconsistency_gets_its_own_reason(stack):
     for i, code in enumerate(cases):
         bad, ok = df.iloc[2 * i], df.iloc[2 * i + 1]
         assert not bad["feasible"], code
-        assert bad["reason"] == SYSTEM_REASON_TEXT[SYSTEM_REASONS[code]], (code, bad["reason"])
+        assert bad["reason"] == REASON_TEXT[REASONS[code]], (code, bad["reason"])
         assert ok["feasible"], (code, ok["reason"])
 
 
 def test_reason_codes_are_stable_and_explained():
     # Existing codes keep their numbers; every code has a one-line text that says what to do.
-    old = {"ok": 0.0, "weights_exceed_memory": 1.0, "no_sequence_fits": 3.0,
+    old = {"ok": 0.0, "weights_exceed_memory": 1.0, "kv_exceeds_memory": 2.0,
+           "no_sequence_fits": 3.0, "disagg_pools_missing": 4.0,
            "context_exceeds_memory": 5.0, "ffn_pool_too_small": 6.0,
            "prefill_pool_too_small": 7.0, "host_memory_exceeded": 8.0,
            "storage_bandwidth_exceeded": 9.0, "pool_smaller_than_worker": 10.0,
            "afd_needs_prefill_pool": 11.0}  # fmt: skip
-    assert {k: SYSTEM_REASONS[k] for k in old} == old
-    assert len(set(SYSTEM_REASONS.values())) == len(SYSTEM_REASONS)
-    assert set(SYSTEM_REASON_TEXT) == set(SYSTEM_REASONS.values())
+    assert {k: REASONS[k] for k in old} == old
+    assert len(set(REASONS.values())) == len(REASONS)
+    assert set(REASON_TEXT) == set(REASONS.values())
     for code in LAYOUT_CODES:
-        text = SYSTEM_REASON_TEXT[SYSTEM_REASONS[code]]
+        text = REASON_TEXT[REASONS[code]]
         assert "\n" not in text and ";" in text  # what is wrong; how to fix it
 
 
@@ -146,7 +148,7 @@ def test_seed_study_space_has_no_layout_reason(stack):
     ev = Evaluator(stack, KIMI, space, chunk=1024)
     ids = np.unique(np.concatenate([np.arange(0, space.size, 29), space.offsets[:-1]]))
     metrics = ev.evaluate(ev.decode(ids))
-    codes = {SYSTEM_REASONS[c] for c in LAYOUT_CODES}
+    codes = {REASONS[c] for c in LAYOUT_CODES}
     assert not np.isin(metrics["reason"], list(codes)).any()
     assert (metrics["feasible"] > 0.5).mean() > 0.3
 

@@ -4,7 +4,7 @@ Random model x decode/prefill/FFN hardware x host tier x tp/pp/dp/ep x precision
 x prompt cache x tiers x pools x hypothetical knobs, through the stack's compiled
 ``evaluate_systems`` (batches of <= 256 designs: one executable) and ``sensitivities``:
 
-1. every metric is finite and every infeasible design carries a ``SYSTEM_REASONS`` code;
+1. every metric is finite and every infeasible design carries a ``REASONS`` code;
 2. at a FIXED batch per decode worker, faster hardware (FLOPs, HBM bandwidth, SRAM, scale-up
    and scale-out links) and more cache capacity (HBM, host memory within the host tier,
    context storage) never lower throughput, never slow a user or the first token, never make
@@ -28,9 +28,10 @@ from hypothesis import strategies as st
 
 from dse.catalog import load_catalog
 from dse.model.hypothetical import HARDWARE_KNOBS
+from dse.model.reasons import REASONS
 from dse.model.system_batched import evaluate_systems
 from dse.model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
-from dse.model.system_metrics import SYSTEM_METRIC_FIELDS, SYSTEM_REASONS
+from dse.model.system_metrics import SYSTEM_METRIC_FIELDS
 from dse.search.gradients import CONTINUOUS_FIELDS, METRICS, sensitivities
 from dse.stack import Stack
 
@@ -107,7 +108,7 @@ def test_every_metric_is_finite_and_infeasible_designs_say_why(stack):
         m = evaluate(stack, rows)
         assert all(np.isfinite(v).all() for v in m.values())
         feasible = m["feasible"] > 0.5
-        assert set(m["reason"][~feasible]) <= set(SYSTEM_REASONS.values()) - {0.0}
+        assert set(m["reason"][~feasible]) <= set(REASONS.values()) - {0.0}
         assert (m["reason"][feasible] == 0.0).all()
         reasons.update(m["reason"])
 
@@ -125,7 +126,7 @@ def _level(base: dict, knob: str, i: int) -> dict:
 
 def _not_worse(a, b, higher_is_better=True):
     """``b`` (more hardware) is no worse than ``a``, up to a 1e-6 relative tie: the request rate
-    is the root of r = F(r) (system._rate_root) and F jumps where a tier switches between
+    is the root of r = F(r) (system_solve._rate_root) and F jumps where a tier switches between
     restoring and recomputing its hits, so a root at a jump is only bracketed (seen: 8e-8)."""
     a, b = (a, b) if higher_is_better else (-a, -b)
     return b >= a - 1e-6 * np.abs(a) - 1e-12
@@ -248,7 +249,7 @@ def test_gradients_match_central_differences(stack):
 FIXED = {
     # Was: 3 fixed-point passes left rate <-> hit rate unsettled: 2x HBM bandwidth lowered
     # tok/s/GPU 170.6 -> 163.6 and raised TPOT 45.4 -> 47.4 ms (settled: 248.3 -> 254.5, 31.2 ->
-    # 30.5 ms; 31 % off). Fixed by the bracketed root solve (system._rate_root).
+    # 30.5 ms; 31 % off). Fixed by the bracketed root solve (system_solve._rate_root).
     "fixed-point-unsettled": (dict(model="llama3.3-70b", hw="b200", tp=4, dp=8, decode_units=64,
         batch=248, spec_method=1, spec_k=3), "hbm_bw_scale", 1.0, 2.0),
     # More HBM moved hits up from host/storage; the few tokens left in storage were recomputed

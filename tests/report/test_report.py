@@ -15,10 +15,10 @@ SMALL = SMALL_STUDY
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from dse.search import search
+    from dse.search import run
 
     out = tmp_path_factory.mktemp("study") / "run"
-    search(overrides=[*SMALL, "report.enabled=false"], out_dir=out)
+    run(overrides=[*SMALL, "report.enabled=false"], out_dir=out)
     return out
 
 
@@ -195,9 +195,9 @@ def test_committed_example_report_is_small_and_complete():
 
 
 def test_a_study_where_nothing_meets_the_constraints_still_gets_a_report(tmp_path):
-    from dse.search import search
+    from dse.search import run
 
-    out = search(overrides=[*SMALL, "constraints={tok_s_user: {min: 1e9}}"], out_dir=tmp_path / "r")
+    out = run(overrides=[*SMALL, "constraints={tok_s_user: {min: 1e9}}"], out_dir=tmp_path / "r")
     assert out.frontier.empty
     files = write_report(out.out_dir)  # the search returns results; the report reads its files
     assert "No design meets the constraints" in files.markdown.read_text()
@@ -245,10 +245,10 @@ def test_fixed_traffic_runs_name_their_traffic():
 
 
 def test_bad_baseline_is_refused_before_the_search(tmp_path):
-    from dse.search import search
+    from dse.search import run
 
     with pytest.raises(ValueError, match="did you mean vr200_nvl72"):
-        search(overrides=[*SMALL, "report.baseline=vr200_nvl7"], out_dir=tmp_path / "r")
+        run(overrides=[*SMALL, "report.baseline=vr200_nvl7"], out_dir=tmp_path / "r")
     assert not (tmp_path / "r" / "points.parquet").exists()
 
 

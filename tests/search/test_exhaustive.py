@@ -50,13 +50,13 @@ def test_exhaustive_front_equals_brute_force():
 @pytest.mark.parametrize(
     "mapping, match",
     [
-        ({"system": ["x"], "tp": [1, 2.5]}, r"space\.choices\.tp: 2\.5 is not a whole number >= 1"),
-        ({"system": ["x"], "ep": [0, 8]}, r"space\.choices\.ep: 0 is not a whole number >= 1"),
-        ({"system": ["x"], "prefill_units": [-8]}, r"prefill_units: -8 is not a whole number >= 0"),
+        ({"system": ["x"], "tp": [1, 2.5]}, r"space\.choices\.tp=2\.5 must be a whole number; tp counts"),
+        ({"system": ["x"], "ep": [0, 8]}, r"space\.choices\.ep=0 is below 1; use a value >= 1"),
+        ({"system": ["x"], "prefill_units": [-8]}, r"prefill_units=-8 is below 0"),
         # Issue 19 item 12: a fractional batch ran (1,920 "feasible" designs at batch 2.5).
-        ({"system": ["x"], "batch": [2.5]}, r"space\.choices\.batch: 2\.5 is not a whole number >= 0"),
-        ({"system": ["x"], "decode_units": [float("inf")]}, r"decode_units: inf is not a whole"),
-        ({"systems": {"x": {"pp": ["2"]}}}, r"space\.systems\.x\.pp: '2' is not a whole number"),
+        ({"system": ["x"], "batch": [2.5]}, r"space\.choices\.batch=2\.5 must be a whole number"),
+        ({"system": ["x"], "decode_units": [float("inf")]}, r"decode_units=inf is not finite"),
+        ({"systems": {"x": {"pp": ["2"]}}}, r"space\.systems\.x\.pp='2' is not a number"),
         ({"choices": {"system": ["x"]}, "continuous": {"tp": [1, 8]}}, r"cannot be continuous"),
     ],
 )

@@ -101,9 +101,9 @@ def test_optuna_front_is_feasible_and_resume_gives_the_same_front(evaluator, tmp
 
 
 def test_study_from_python_writes_every_table(tmp_path):
-    from dse.search import search
+    from dse.search import run
 
-    out = search(overrides=SMALL, out_dir=tmp_path / "run")
+    out = run(overrides=SMALL, out_dir=tmp_path / "run")
     files = set(json.loads((tmp_path / "run" / "summary.json").read_text())["files"])
     for name in ("points", "frontier", "best"):
         assert {f"{name}.parquet", f"{name}.csv"} <= files
@@ -182,12 +182,12 @@ def test_multirun_ends_with_a_report_comparing_its_runs(tmp_path):
 @pytest.mark.parametrize("engine", [[], ["search=optuna", "search.n_trials=96", "search.batch=32",
                                          "search.population=32", "search.seed=7"]])  # fmt: skip
 def test_same_seed_and_config_give_byte_identical_tables(tmp_path, engine):
-    from dse.search import search
+    from dse.search import run
 
     runs = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        search(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=out)
+        run(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=out)
         runs.append({p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")})
     assert {"frontier.parquet", "frontier.csv", "best.csv", "points.parquet"} <= set(runs[0])
     assert runs[0] == runs[1]

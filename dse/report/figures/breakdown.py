@@ -5,7 +5,7 @@ The model's step time is the sum of per-limiter shares (``roofline.Cost``: compu
 network net of overlap, fixed overheads), so the stacked bar is the step itself; for an
 aggregated design it includes the prefill chunk riding along. When the prefill pool sets the
 request rate (``bound: prefill_pool``) the decode step is not the limit, and the figure says so.
-TTFT overlaps the KV restore with prefill layer by layer (``dse/model/system.py``): it takes
+TTFT overlaps the KV restore with prefill layer by layer (``dse/model/system_solve.py``): it takes
 the longer of the two, plus the KV hand-off and queueing.
 """
 
