@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -97,9 +98,8 @@ class Engine(abc.ABC):
 def engine_from_config(settings: dict, where: str = "search") -> Engine:
     """The engine a ``conf/search`` mapping describes (``_target_`` + its settings, nested
     engines as nested mappings), each setting checked: an unknown one gets a did-you-mean
-    line, a missing one says which file lists it (Hydra's ``get_class`` resolves the target)."""
-    from hydra.utils import get_class
-
+    line, a missing one says which files give it. ``_target_`` is Hydra's convention: the
+    dotted path of the class."""
     settings = dict(settings)
     target = settings.get("_target_")
     if not target:
@@ -107,9 +107,10 @@ def engine_from_config(settings: dict, where: str = "search") -> Engine:
             f"{where}: no _target_; pick an engine with search=exhaustive|optuna|milp|gradient "
             "(conf/search/)"
         )
+    module, _, attribute = str(target).rpartition(".")
     try:
-        cls = get_class(str(target))
-    except Exception:  # noqa: BLE001 - hydra wraps the import error; one line is the point
+        cls = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError, ValueError):
         raise ValueError(f"{where}._target_={target!r} is not an importable class") from None
     if not (isinstance(cls, type) and issubclass(cls, Engine)):
         raise ValueError(f"{where}._target_={target!r} is not a dse search engine")

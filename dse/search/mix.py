@@ -32,7 +32,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
 import pandas as pd
 
@@ -161,6 +160,8 @@ def _col(items, attr: str) -> np.ndarray:
 def _model(p: MixProblem, objective: str, drop: frozenset):
     """cvxpy problem minimizing ``objective`` (a SUMS attribute) without the groups in ``drop``
     (cap names, ``max:<option>`` for a unit limit). Rows are scaled to O(1) coefficients."""
+    import cvxpy as cp  # here, not at import: cvxpy costs ~1.3 s that only the MILP needs
+
     n_opt, n_cache = len(p.options), len(p.caches)
     n = cp.Variable(n_opt, integer=True)
     w = cp.Variable(n_cache, boolean=True)
@@ -195,6 +196,8 @@ def _model(p: MixProblem, objective: str, drop: frozenset):
 
 def _solve(p: MixProblem, objective="usd_h", drop=frozenset(), time_limit_s=30.0):
     """(status, n, w) with integer arrays; status optimal | infeasible | error: <why>."""
+    import cvxpy as cp
+
     prob, n, w = _model(p, objective, drop)
     try:  # mip_rel_gap 1e-9: prove optimality, not HiGHS's default 1e-4 gap
         prob.solve(

@@ -100,7 +100,7 @@ def test_every_preset_is_sourced_and_complete(catalog):
 def test_unknown_preset_and_bad_override_are_one_clear_error():
     with pytest.raises(ValueError, match="unknown API price list 'anthropic'.*anthropic_5min"):
         load_api_prices("anthropic")
-    with pytest.raises(ValueError, match=r"cache_read_multiplier=-0\.1 must be"):
+    with pytest.raises(ValueError, match=r"cache_read_multiplier=-0\.1 is below 0"):
         load_api_prices("gemini", overrides={"cache_read_multiplier": -0.1})
     with pytest.raises(ValueError, match="did you mean 'cache_write_multiplier'"):
         load_api_prices("gemini", overrides={"cache_write_multiplyer": 1.0})

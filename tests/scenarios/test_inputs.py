@@ -53,7 +53,7 @@ def test_queue_beyond_capacity_and_ignored_pools_are_stated(catalog):
             dict(tp=8, mode="disagg", phase="serve", prefill_gpus=8, decode_gpus=20),
             "not a multiple of one decode worker",
         ),
-        (dict(tp=1, weight_dtype="bf16", model="llama3.1-405b"), "row 2 (id r): weights"),
+        (dict(tp=1, weight_dtype="bf16", model="llama3.1-405b"), "row 2 (id r): decode/attention weights"),
     ],
 )
 def test_reasons_name_the_row(catalog, row, message):
