@@ -19,12 +19,12 @@ def main() -> None:
     from dse.report.figures.frontier import cost_figure, frontier_figure
     from dse.report.figures.sensitivity import sensitivity_figure
     from dse.report.figures.workload import cache_figure, session_figure
-    from dse.search import run
+    import dse.search
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         t0 = time.perf_counter()
-        outcome = run(overrides=["report.enabled=false"], out_dir=run_dir)
+        outcome = dse.search.run(overrides=["report.enabled=false"], out_dir=run_dir)
         print(f"default study without report: {time.perf_counter() - t0:.1f} s "
               f"({outcome.summary['evaluated']:,} designs)")  # fmt: skip
         run = load_run(run_dir)

@@ -83,6 +83,15 @@ class Found:
     answer: pd.DataFrame | None = None
 
 
+class Unfinished(Exception):
+    """An engine found something, then failed in a later stage (the gradients after a sweep):
+    the study writes ``found`` before it raises ``error``, so nothing computed is lost."""
+
+    def __init__(self, found: Found, error: BaseException):
+        super().__init__(str(error))
+        self.found, self.error = found, error
+
+
 class Engine(abc.ABC):
     """A search strategy. Subclasses are frozen dataclasses whose fields are the settings in
     their ``conf/search/*.yaml`` (no defaults in Python: the config is the one place)."""
@@ -132,7 +141,12 @@ def engine_from_config(settings: dict, where: str = "search") -> Engine:
             f"{where}: missing setting(s) {', '.join(missing)} for {cls.__name__}; the files in "
             "conf/search/ give every setting a value"
         )
-    return cls(**{k: v for k, v in settings.items() if k != "_target_"})
+    try:
+        return cls(**{k: v for k, v in settings.items() if k != "_target_"})
+    except ValueError as e:  # name a nested engine's setting where it is: search.base.chunk
+        if where == "search" or not str(e).startswith("search."):
+            raise
+        raise ValueError(where + str(e)[len("search") :]) from None
 
 
 def engine_config(engine: Engine) -> dict:

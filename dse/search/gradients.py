@@ -48,7 +48,7 @@ from ..progress import Progress
 from ..stack import Stack
 from ..stack.jacobian import CONTINUOUS_FIELDS, TIER_FIELDS
 from ..values import count
-from .engine import Engine, Found, Problem
+from .engine import Engine, Found, Problem, Unfinished
 
 # field -> (decode-chip catalog spec it scales or None if already physical, spec/unit, unit)
 UNITS: dict[str, tuple[str | None, float, str]] = {
@@ -370,16 +370,29 @@ class Gradients(Engine):
                              "(exhaustive or optuna)")  # fmt: skip
         object.__setattr__(self, "top", count("search.top", self.top))
         if self.refine is not None:
-            refine_settings = dict(self.refine)
-            unknown = sorted(set(refine_settings) - {"objective", "steps"})
-            if unknown:
+            if not isinstance(self.refine, Mapping):
                 raise ValueError(
-                    f"search.refine: unknown setting(s) {unknown}; give objective, steps"
+                    f"search.refine={self.refine!r}: give {{objective, steps}} or null"
                 )
-            refine_settings["steps"] = count(
-                "search.refine.steps", refine_settings.get("steps", 30)
-            )
-            object.__setattr__(self, "refine", refine_settings)
+            settings = dict(self.refine)
+            unknown = sorted(set(settings) - {"objective", "steps"})
+            if unknown:
+                moved = "; top is now search.top" if "top" in unknown else ""
+                raise ValueError(f"search.refine: unknown setting(s) {unknown}{moved}; give "
+                                 "objective and steps")  # fmt: skip
+            missing = sorted({"objective", "steps"} - set(settings))
+            if missing:
+                raise ValueError(f"search.refine: missing {missing}; conf/search/gradient.yaml "
+                                 "gives both")  # fmt: skip
+            objective = settings["objective"]
+            names = [objective] if isinstance(objective, str) else list(dict(objective))
+            try:  # checked now, not after the whole search
+                _check_metrics(names)
+            except ValueError:
+                raise ValueError(f"search.refine.objective={objective!r}: give a metric name (e.g. "
+                                 "tok_s_per_unit) or weights {metric: w}") from None  # fmt: skip
+            settings["steps"] = count("search.refine.steps", settings["steps"])
+            object.__setattr__(self, "refine", settings)
 
     def run(self, problem: Problem, progress: Progress) -> Found:
         # Compile the Jacobian while the search runs: on two cores the compiles overlap.
@@ -387,10 +400,13 @@ class Gradients(Engine):
         found = self.base.run(problem, progress)
         frontier = found.result.front_table
         frontier = frontier if frontier is not None else pd.DataFrame()
-        with progress.phase("gradients (compiled once, then cached)"):
-            if warmup is not None:
-                warmup.wait()
-            tables = self._tables(problem, frontier)
+        try:
+            with progress.phase("gradients (compiled once, then cached)"):
+                if warmup is not None:
+                    warmup.wait()
+                tables = self._tables(problem, frontier)
+        except Exception as error:  # the search's own result is kept (written) all the same
+            raise Unfinished(found, error) from error
         return dataclasses.replace(found, tables={**found.tables, **tables})
 
     def _tables(self, problem: Problem, frontier: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -417,7 +433,7 @@ class Gradients(Engine):
             tables["sensitivities"] = table
         if self.refine is not None:
             bounds = {c.metric: (c.low, c.high) for c in problem.constraints}
-            res = refine(stack, rows, objective=self.refine.get("objective", "tok_s_per_unit"),
+            res = refine(stack, rows, objective=self.refine["objective"],
                          constraints=bounds, steps=self.refine["steps"])  # fmt: skip
             table = res.metrics.copy()
             for f in res.fields:

@@ -333,6 +333,9 @@ class HardwareMix(Engine):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, number(f"search.{key}", value))
+        if self.min_tok_s_user <= 0 and self.max_tpot_ms is None:  # the TPOT bound is 1000/it
+            raise ValueError(f"search.min_tok_s_user={self.min_tok_s_user:g}: give a rate > 0 "
+                             "or set search.max_tpot_ms")  # fmt: skip
 
     def run(self, problem: Problem, progress: Progress) -> Found:
         options = {

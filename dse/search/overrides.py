@@ -195,10 +195,20 @@ def _check_composes(overrides: list[str]) -> None:
         hint = next((ln for ln in lines[1:] if ln.startswith("To append")), "")
         key = next((o.split("=")[0].lstrip("+~") for o in overrides if f"'{o.split('=')[0].lstrip('+~')}'" in lines[0]), "")
         near = ""
-        if key:
-            cfg, _ = compose(None, [])
-            near = _did_you_mean(key, _keys(cfg))
+        if key:  # the keys of the config the other overrides compose (their study, engine)
+            others = [o for o in overrides if o.split("=")[0].lstrip("+~") != key]
+            try:
+                cfg, _ = compose(None, others)
+            except (HydraException, OmegaConfBaseException):
+                cfg, _ = compose(None, [])
+            near = _did_you_mean(key, [k for k in _keys(cfg) if not k.endswith("_target_")])
         fix = hint or "check the key names in conf/dse.yaml and the study"
+        if key.startswith("search.") and key.count(".") == 1:  # an engine's setting
+            takes = sorted(k[len("search.") :] for k in _keys(cfg)
+                           if k.startswith("search.") and k.count(".") == 1 and "_target_" not in k)  # fmt: skip
+            fix = f"this engine takes {', '.join(takes)} (conf/search/)"
+            if key.split(".")[1] in ("sensitivities", "refine", "top"):
+                fix += "; gradients come with search=gradient or search=sensitivities"
         raise ValueError(f"{lines[0].rstrip('.')}: {near}{fix}") from e
 
 

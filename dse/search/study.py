@@ -34,7 +34,7 @@ from ..progress import Progress, make_progress
 from ..stack import Stack
 from ..stack.config import load_group
 from ..values import count
-from .engine import Engine, Found, Problem, engine_config, engine_from_config
+from .engine import Engine, Found, Problem, Unfinished, engine_config, engine_from_config
 from .objectives import Objective, parse_constraints, parse_objectives
 from .results import (
     default_reference,
@@ -177,7 +177,11 @@ def _run_study(
             fingerprint=_fingerprint(cfg),
         )  # fmt: skip
         summary["space_size"] = problem.space.size
-    found = engine.run(problem, progress)
+    try:
+        found = engine.run(problem, progress)
+    except Unfinished as unfinished:  # keep what was found, then report what failed
+        _write(cfg, problem, unfinished.found, summary, t0)
+        raise unfinished.error from None
     return _write(cfg, problem, found, summary, t0)
 
 
@@ -323,6 +327,11 @@ def run(
     ``dse.report.write_report(outcome.out_dir)``."""
     from omegaconf import OmegaConf
 
+    if isinstance(engine, str) and not (conf_dir() / "search" / f"{engine}.yaml").is_file():
+        known = sorted(p.stem for p in (conf_dir() / "search").glob("*.yaml"))
+        raise ValueError(
+            f"engine={engine!r}: no conf/search/{engine}.yaml; use one of {', '.join(known)}"
+        )
     chosen = [f"search={engine}"] if isinstance(engine, str) else []
     cfg, choices = compose(study, [*chosen, *overrides])
     out = out_dir or Path(cfg.results_dir) / choices["study"] / str(cfg.run)

@@ -14,7 +14,7 @@ from dse.search.study import compose
 from tests.support import SMALL_STUDY
 
 ENGINES = {"exhaustive": Exhaustive, "optuna": Optuna, "milp": HardwareMix, "gradient": Gradients,
-           "sensitivities": Gradients, "optuna_large": Optuna}  # fmt: skip
+           "sensitivities": Gradients, "optuna_large": Optuna, "gradient_optuna": Gradients}  # fmt: skip
 
 
 def _search_config(name: str) -> dict:
@@ -102,3 +102,48 @@ def test_an_engine_object_runs_as_its_config_does_and_is_recorded(tmp_path):
     recorded = yaml.safe_load((tmp_path / "object" / "config.yaml").read_text())["search"]
     assert recorded["_target_"] == "dse.search.exhaustive.Exhaustive" and recorded["chunk"] == 256
     assert by_object.summary["engine"] == by_name.summary["engine"] == "exhaustive"
+
+
+def test_a_nested_engines_bad_setting_names_where_it_is():
+    settings = _search_config("gradient")
+    settings["base"] = {**settings["base"], "chunk": 0}
+    with pytest.raises(ValueError, match=r"search\.base\.chunk=0 is below 1"):
+        engine_from_config(settings)
+
+
+@pytest.mark.parametrize(
+    ("refine", "message"),
+    [
+        ({"objective": "tok_s_per_unitt", "steps": 3}, "search.refine.objective='tok_s_per_unitt'"),
+        ({"top": 6, "objective": "tok_s_per_unit", "steps": 3}, "top is now search.top"),
+        ("fast", "search.refine='fast': give {objective, steps} or null"),
+    ],
+)
+def test_refine_settings_are_checked_before_the_search(refine, message):
+    settings = {**_search_config("gradient"), "refine": refine}
+    with pytest.raises(ValueError) as caught:
+        engine_from_config(settings)
+    assert message in str(caught.value)
+
+
+def test_an_unknown_engine_name_is_one_line():
+    with pytest.raises(ValueError, match="engine='exhaustiv': no conf/search/exhaustiv.yaml"):
+        run(engine="exhaustiv")
+
+
+def test_a_failing_gradient_stage_keeps_the_searchs_tables(tmp_path, monkeypatch):
+    """Nothing computed is lost: the sweep's frontier is written before the gradient stage's
+    error is raised."""
+    import dse.search.gradients as gradients
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("refinement failed")
+
+    monkeypatch.setattr(gradients, "refine", broken)
+    settings = {k: v for k, v in _search_config("exhaustive").items() if k != "_target_"}
+    engine = Gradients(base=Exhaustive(**settings), top=2, sensitivities=False,
+                       refine={"objective": "tok_s_per_unit", "steps": 2})  # fmt: skip
+    with pytest.raises(RuntimeError, match="refinement failed"):
+        run(overrides=SMALL_STUDY, engine=engine, out_dir=tmp_path)
+    for name in ("frontier.csv", "best.csv", "points.csv", "summary.json"):
+        assert (tmp_path / name).is_file(), name

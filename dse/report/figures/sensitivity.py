@@ -1,6 +1,6 @@
 """Which hardware knob moves the objectives: elasticities from the model's gradients.
 
-The run's ``sensitivities`` table (``search.sensitivities=true``; ``dse/search/gradients.py``)
+The run's ``sensitivities`` table (``search=sensitivities`` or ``search=gradient``; ``dse/search/gradients.py``)
 holds ``d ln metric / d ln x`` at frontier designs: +0.2 means 1 % more of ``x`` gives 0.2 %
 more of the metric. Only knobs with a non-zero effect on some shown design are drawn.
 """
