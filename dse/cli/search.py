@@ -79,8 +79,7 @@ def _report(cfg, out: Path, progress):
     search's tables are already safe on disk, so a report that fails is a warning (with the
     command that retries it), not a lost run; ``--debug`` raises instead."""
     from ..report import write_report
-    from ..search.study import setting
-    from ..values import count
+    from ..search.study import report_top
 
     opts = dict(cfg.get("report") or {})
     if not opts.get("enabled", True):
@@ -90,7 +89,7 @@ def _report(cfg, out: Path, progress):
         with progress.phase("report: figures, report.md, report.html"):
             return write_report(
                 out,
-                top=count("report.top", setting(cfg, "top", "report")),
+                top=report_top(cfg),
                 baseline=opts.get("baseline"),
             )
     except Exception as e:

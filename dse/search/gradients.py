@@ -49,6 +49,7 @@ from ..stack import Stack
 from ..stack.jacobian import CONTINUOUS_FIELDS, TIER_FIELDS
 from ..values import count
 from .engine import Engine, Found, Problem, Unfinished
+from .results import top_configs
 
 # field -> (decode-chip catalog spec it scales or None if already physical, spec/unit, unit)
 UNITS: dict[str, tuple[str | None, float, str]] = {
@@ -410,8 +411,6 @@ class Gradients(Engine):
         return dataclasses.replace(found, tables={**found.tables, **tables})
 
     def _tables(self, problem: Problem, frontier: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        from .results import top_configs
-
         if frontier.empty:
             return {}
         n = min(self.top, len(frontier))

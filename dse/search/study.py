@@ -173,7 +173,7 @@ def _run_study(
             constraints=parse_constraints(cfg.get("constraints")),
             rank=_rank_by(cfg),
             best_where=parse_constraints(cfg.get("best_where"), "best_where"),
-            shown=count("report.top", setting(cfg, "top", "report")),
+            shown=report_top(cfg),
             fingerprint=_fingerprint(cfg),
         )  # fmt: skip
         summary["space_size"] = problem.space.size
@@ -246,7 +246,7 @@ def _write_workload(cfg: dict, stack: Stack, model: str, frontier, out: Path):
 
 def _check_report_options(cfg: dict) -> None:
     opts = dict(cfg.get("report") or {})
-    count("report.top", setting(cfg, "top", "report"))
+    report_top(cfg)
     baseline = opts.get("baseline")
     space = cfg.get("space") or {}
     systems = [
@@ -268,6 +268,11 @@ def setting(cfg: dict, key: str, where: str = ""):
     if section.get(key) is None:
         raise ValueError(f"{name}: not set; conf/dse.yaml sets it, give {name}=VALUE")
     return section[key]
+
+
+def report_top(cfg) -> int:
+    """How many recommended configurations the report shows (``report.top``), checked."""
+    return count("report.top", setting(cfg, "top", "report"))
 
 
 def _rank_by(cfg: dict) -> Objective:
