@@ -19,6 +19,7 @@ import abc
 import dataclasses
 import difflib
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -102,6 +103,13 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def run(self, problem: Problem, progress: Progress) -> Found:
         """Search ``problem``; persist resumable state under ``problem.out`` only."""
+
+    def ahead(self, problem: Problem) -> tuple[Callable[[], object], ...]:
+        """Work ``run`` will need whatever the search finds (compiling a program it calls
+        later), for the caller to start early. Engines start no threads: the entry point
+        (``study.run_study``) runs these in the background while ``run`` searches; ``run``
+        does not depend on it (the work is only done sooner)."""
+        return ()
 
 
 def engine_from_config(settings: dict, where: str = "search") -> Engine:

@@ -34,15 +34,15 @@ Numerics (why the derivative is what it is):
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..model.hypothetical import HARDWARE_KNOBS
-from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS
+from ..model.system_design import SYSTEM_FIELDS
 from ..model.system_metrics import SYSTEM_METRIC_FIELDS
 from ..progress import Progress
 from ..stack import Stack
@@ -174,41 +174,6 @@ def _search(stack: Stack, rows, lo, hi, metrics, c=None, mu=0.0, beta=0.0, step0
         t = np.where(ok, np.minimum(2.0 * t, 1.0), 0.5 * t)
         acc = acc + ok
     return x, acc, start
-
-
-class Warmup:
-    """The Jacobian program compiling in a background thread (see :func:`compile_in_background`)."""
-
-    def __init__(self, stack: Stack, n: int, metrics: tuple[str, ...]):
-        row = {f: float(v) for f, v in SYSTEM_DEFAULTS.items()}
-        x = np.array([[row[k] for k in CONTINUOUS_FIELDS]] * n)
-        self.error: BaseException | None = None
-
-        def run():
-            try:
-                _search(stack, [row] * n, x, x, metrics)
-            except BaseException as e:  # surfaced by wait(); the real call reports it again
-                self.error = e
-
-        # A daemon: a run that fails before its gradient step exits without waiting for XLA.
-        self._thread = threading.Thread(target=run, name="dse-jacobian-compile", daemon=True)
-        self._thread.start()
-
-    def wait(self) -> BaseException | None:
-        """Block until the program is compiled (call before ``sensitivities``/``refine``: two
-        threads missing JAX's cache at once would both compile). Returns the warm-up's error,
-        if any (the caller's own call then raises it where it belongs)."""
-        self._thread.join()
-        return self.error
-
-
-def compile_in_background(stack: Stack, n: int = 8, metrics=METRICS) -> Warmup:
-    """Start compiling the Jacobian program for up to ``n`` designs of ``stack`` now, in a
-    thread: XLA compiles without holding the GIL, so on a cold JAX cache the ~75 s compile
-    overlaps a search's own compile and sweep instead of following them (and on a warm cache
-    loading it overlaps too). :func:`sensitivities` and :func:`refine` on up to ``n`` designs
-    with the same ``metrics`` then find it compiled."""
-    return Warmup(stack, n, tuple(metrics))
 
 
 def _check_metrics(names) -> None:
@@ -395,16 +360,18 @@ class Gradients(Engine):
             settings["steps"] = count("search.refine.steps", settings["steps"])
             object.__setattr__(self, "refine", settings)
 
+    def ahead(self, problem: Problem) -> tuple[Callable[[], object], ...]:
+        # The Jacobian program does not depend on what the search finds: an entry point
+        # compiles it while the search runs (on two cores the compiles overlap).
+        warm = functools.partial(problem.stack.warm_jacobian, self.top, METRICS)
+        return (*self.base.ahead(problem), *((warm,) if self.sensitivities else ()))
+
     def run(self, problem: Problem, progress: Progress) -> Found:
-        # Compile the Jacobian while the search runs: on two cores the compiles overlap.
-        warmup = compile_in_background(problem.stack, self.top) if self.sensitivities else None
         found = self.base.run(problem, progress)
         frontier = found.result.front_table
         frontier = frontier if frontier is not None else pd.DataFrame()
         try:
             with progress.phase("gradients (compiled once, then cached)"):
-                if warmup is not None:
-                    warmup.wait()
                 tables = self._tables(problem, frontier)
         except Exception as error:  # the search's own result is kept (written) all the same
             raise Unfinished(found, error) from error

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,12 +178,30 @@ def _run_study(
             fingerprint=_fingerprint(cfg),
         )  # fmt: skip
         summary["space_size"] = problem.space.size
+    _start_in_background(engine.ahead(problem))
     try:
         found = engine.run(problem, progress)
     except Unfinished as unfinished:  # keep what was found, then report what failed
         _write(cfg, problem, unfinished.found, summary, t0)
         raise unfinished.error from None
     return _write(cfg, problem, found, summary, t0)
+
+
+def _start_in_background(jobs) -> None:
+    """Run ``jobs`` (an engine's ``ahead``: compiling programs it will call later) in daemon
+    threads while the search runs: XLA compiles without holding the GIL, so on a cold JAX
+    cache the gradient program's ~75 s compile overlaps the sweep's instead of following it.
+    A job's error is dropped: the engine's own call repeats the work and reports it where it
+    belongs. Daemons, so a run that fails earlier exits without waiting for XLA."""
+
+    def quietly(job):
+        try:
+            job()
+        except BaseException:  # noqa: BLE001 -- reported by the engine's own call
+            pass
+
+    for job in jobs:
+        threading.Thread(target=quietly, args=(job,), name="dse-ahead", daemon=True).start()
 
 
 def _write(cfg: dict, problem: Problem, found: Found, summary: dict, t0: float) -> StudyOutcome:

@@ -33,7 +33,7 @@ from ..model.workload import WorkloadProfile
 from ..workload.presets import load_preset
 from ..workload.profile import profile_for, split_profiles
 from .config import load_group, system_values
-from .jacobian import jacobian_program
+from .jacobian import CONTINUOUS_FIELDS, jacobian_program
 
 
 class Stack:
@@ -170,6 +170,16 @@ class Stack:
             feasible = feasible & fs
             jac = np.where(feasible[:, None, None], jac, 0.0)  # as the program does
         return y, jac, feasible, finite
+
+    def warm_jacobian(self, n: int, metrics: tuple[str, ...]) -> None:
+        """Compile (or load from JAX's cache) the program ``jacobian`` runs for up to ``n``
+        designs and ``metrics``, on default designs: what an entry point runs in a background
+        thread while a search sweeps, so that the gradients that follow find it ready. A caller
+        that arrives while it compiles waits for that compile: JAX's jit cache lets one thread
+        trace and compile a key while the others wait (tests/search/test_gradients.py)."""
+        row = {f: float(v) for f, v in SYSTEM_DEFAULTS.items()}
+        x = np.array([[row[k] for k in CONTINUOUS_FIELDS]] * n)
+        self.jacobian([row] * n, x, tuple(metrics))
 
     def evaluate(self, rows: list[dict]) -> pd.DataFrame:
         """Rows of ``model``, ``system``, ``software`` (+ field overrides) → metrics table."""

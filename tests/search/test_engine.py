@@ -147,3 +147,42 @@ def test_a_failing_gradient_stage_keeps_the_searchs_tables(tmp_path, monkeypatch
         run(overrides=SMALL_STUDY, engine=engine, out_dir=tmp_path)
     for name in ("frontier.csv", "best.csv", "points.csv", "summary.json"):
         assert (tmp_path / name).is_file(), name
+
+
+
+AHEAD_RAN: list[str] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class AheadExhaustive(Exhaustive):
+    """An exhaustive engine with ahead work: one job that records its thread, one that fails."""
+
+    def ahead(self, problem):
+        import threading
+
+        def job():
+            AHEAD_RAN.append(threading.current_thread().name)
+
+        def broken():
+            raise RuntimeError("never seen")
+
+        return (job, broken)
+
+
+def test_the_entry_point_runs_an_engines_ahead_work_in_the_background(tmp_path):
+    """Engines start no threads: ``run_study`` runs what ``ahead`` returns beside the search, and
+    a failing job changes nothing (the engine's own call would repeat and report it)."""
+    import threading
+
+    AHEAD_RAN.clear()
+    settings = {k: v for k, v in _search_config("exhaustive").items() if k != "_target_"}
+    plain = run(overrides=SMALL_STUDY, engine=Exhaustive(**settings), out_dir=tmp_path / "plain")
+    ahead = run(overrides=SMALL_STUDY, engine=AheadExhaustive(**settings), out_dir=tmp_path / "ahead")
+    for thread in threading.enumerate():
+        if thread.name == "dse-ahead":
+            thread.join()
+    assert AHEAD_RAN == ["dse-ahead"]
+    assert (tmp_path / "plain" / "frontier.csv").read_bytes() == (
+        tmp_path / "ahead" / "frontier.csv"
+    ).read_bytes()
+    assert ahead.summary["space_size"] == plain.summary["space_size"]

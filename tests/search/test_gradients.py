@@ -2,6 +2,8 @@
 points; refinement improves, stays in its box and keeps constraints. Every call to the
 Jacobian kernel uses at most 8 designs, so the module compiles it once."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,12 +12,10 @@ from dse.search.gradients import (
     CONTINUOUS_FIELDS,
     METRICS,
     UNITS,
-    compile_in_background,
     refine,
     sensitivities,
 )
 from dse.stack import Stack
-from dse.stack.jacobian import jacobian_program
 
 DESIGNS = {  # name -> (model, system, overrides); default software (fp8, MTP k=3)
     "llama_gb200_b8": ("llama3.1-70b", "gb200_nvl72", {"batch": 8}),
@@ -52,14 +52,46 @@ def metrics(stack, designs):
     return df
 
 
-def test_background_compile_is_the_program_sensitivities_run(stack, designs):
-    # First in this module, so the warm-up (not the ``table`` fixture) compiles the program.
-    warm = compile_in_background(stack, n=len(designs))
-    assert warm.wait() is None
-    compiled = jacobian_program._cache_size()
-    table = sensitivities(stack, list(designs.values()))
-    assert jacobian_program._cache_size() == compiled  # found compiled: no second trace or compile
+def test_warm_jacobian_is_the_program_sensitivities_run(stack, designs):
+    # First in this module, so the warm-up (not the ``table`` fixture) compiles the program; it
+    # runs in a thread as the entry point runs it, and the real call waits for it (the stack's
+    # lock) rather than tracing and compiling the program a second time.
+    import threading
+
+    import jax.monitoring
+
+    traces = []
+
+    def count(event, seconds, **kw):
+        if event == "/jax/core/compile/jaxpr_trace_duration" and "jacobian_program" in str(
+            kw.get("fun_name")
+        ):
+            traces.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        warm = threading.Thread(target=stack.warm_jacobian, args=(len(designs), METRICS))
+        warm.start()
+        table = sensitivities(stack, list(designs.values()))
+        warm.join()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert len(traces) <= 1  # 0 when an earlier module compiled it for the same shapes
     assert len(table) == len(designs) * len(METRICS) * len(CONTINUOUS_FIELDS)
+
+
+def test_gradients_engine_asks_for_the_jacobian_ahead(stack):
+    from dse.search.engine import Problem
+    from dse.search.exhaustive import Exhaustive
+    from dse.search.gradients import Gradients
+
+    base = Exhaustive(chunk=1024, keep_points=None, resume=True, checkpoint_every=1)
+    problem = Problem(stack, "llama3.1-70b", Path("."))
+    with_sens = Gradients(base=base, top=4, sensitivities=True, refine=None)
+    (job,) = with_sens.ahead(problem)
+    assert job.func == stack.warm_jacobian and job.args == (4, METRICS)
+    assert Gradients(base=base, top=4, sensitivities=False, refine=None).ahead(problem) == ()
+    assert base.ahead(problem) == ()
 
 
 def _d(table, name, metric, field, col="derivative"):
