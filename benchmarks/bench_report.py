@@ -14,12 +14,12 @@ from pathlib import Path
 
 
 def main() -> None:
+    import dse.search
     from dse.report import build_review, load_run, write_report
     from dse.report.figures.breakdown import breakdown_figure
     from dse.report.figures.frontier import cost_figure, frontier_figure
     from dse.report.figures.sensitivity import sensitivity_figure
     from dse.report.figures.workload import cache_figure, session_figure
-    import dse.search
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"

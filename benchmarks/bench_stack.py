@@ -13,7 +13,7 @@ import numpy as np
 
 import dse
 from dse.model.system_batched import evaluate_systems
-from dse.model.system_design import SYSTEM_FIELDS, SystemDesign
+from dse.model.system_design import SYSTEM_FIELDS, system_design
 from dse.stack import Stack
 
 N = 1 << 16
@@ -31,7 +31,7 @@ def main() -> None:
     cols["prefill_units"] = np.where(cols["prefill_units"] > 0, rng.choice([8.0, 16, 24, 32], N), 0)
     cols["host_gb_per_gpu"] = rng.uniform(0, 400, N)
     cols["spec_k"] = rng.integers(0, 6, N).astype(np.float64)
-    designs = SystemDesign(**cols)
+    designs = system_design(cols)
     cal = st.calibration
     args = (st.tables, cal.efficiency, cal.runtime, st.cost, st.profile)
     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ from .efficiency import Efficiency, Runtime
 from .hardware import Hardware, HostTier
 from .numerics import safe_div
 from .pools import Pools, Trace
-from .system_design import SYSTEM_DEFAULTS, SystemDesign
+from .system_design import INDEX_FIELDS, SYSTEM_DEFAULTS, SystemDesign
 from .system_solve import PREFILL_UTILIZATION, Served, serve_at, settler
 from .workload import CACHE_GRID_TOKEN_S, WorkloadProfile
 
@@ -95,6 +95,8 @@ def instance_system(design: Design) -> SystemDesign:
     workers = jnp.where(disagg, jnp.maximum(safe_div(d.decode_gpus, d.gpus), 1e-9), 1.0)
     p_tp, p_dp, p_ep = prefill_layout(d)
     values = {k: jnp.full_like(d.tp, v) for k, v in SYSTEM_DEFAULTS.items()}
+    # No catalog tables here (the instance's chip and model are passed in): the indices are 0.
+    values.update({k: jnp.zeros(jnp.shape(d.tp), jnp.int32) for k in INDEX_FIELDS})
     values.update(
         weight_bits=d.weight_bits, act_bits=d.act_bits, kv_bits=d.kv_bits,
         tp=d.tp, pp=d.pp, ep=d.ep, dp=d.dp,

@@ -20,6 +20,8 @@ ranges in ``conf/space/`` keep the knobs within 0.5-2x of the catalog chip.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -52,7 +54,9 @@ def hypothetical_hardware(hw: Hardware, sd, cost: CostParams) -> Hardware:
     # Scale-out: NICs and optics grow with the bandwidth bought (conf/cost network estimate).
     price = price + cost.network_usd_per_accelerator * (o - 1.0)
     tdp = hw.tdp_w * (1.0 + cost.compute_power_share * (f - 1.0) + cost.hbm_power_share * (b - 1.0))
-    return Hardware(
+    # Only the scaled fields are named: a new Hardware field passes through unchanged.
+    return dataclasses.replace(
+        hw,
         bf16_tflops=hw.bf16_tflops * f,
         fp8_tflops=hw.fp8_tflops * f,
         fp4_tflops=hw.fp4_tflops * f,
@@ -61,13 +65,9 @@ def hypothetical_hardware(hw: Hardware, sd, cost: CostParams) -> Hardware:
         sram_mb=hw.sram_mb * m,
         scaleup_bandwidth_gbs=hw.scaleup_bandwidth_gbs * u,
         scaleup_peer_bandwidth_gbs=hw.scaleup_peer_bandwidth_gbs * u,
-        scaleup_domain=hw.scaleup_domain,
         scaleout_bandwidth_gbit=hw.scaleout_bandwidth_gbit * o,
-        host_link_bandwidth_gbs=hw.host_link_bandwidth_gbs,
         tdp_w=jnp.maximum(tdp, 1.0),
         price_usd=jnp.maximum(price, 1.0),
-        generation=hw.generation,
-        sram_first=hw.sram_first,
     )
 
 

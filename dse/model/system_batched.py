@@ -1,6 +1,6 @@
 """Batched system evaluation: one ``jit(vmap(evaluate_system))`` over many system designs.
 
-Architectures, accelerators and host tiers are stacked tables; each design carries float
+Architectures, accelerators and host tiers are stacked tables; each design carries int32
 indices into them (``model``, ``decode_hw``, ``prefill_hw``, ``ffn_hw``, ``host``), gathered
 inside the compiled function. The workload profile, efficiencies, runtime and cost parameters
 are shared by the whole batch. Batches are padded to a power of two (at least 256) and cut in
@@ -35,8 +35,7 @@ class SystemTables(eqx.Module):
 
 
 def _take(tree, idx):
-    i = idx.astype(jnp.int32)
-    return jax.tree.map(lambda x: jnp.take(x, i, axis=0), tree)
+    return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), tree)
 
 
 def evaluate_system_indexed(

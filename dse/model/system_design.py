@@ -17,14 +17,17 @@ One :class:`SystemDesign` is one deployment (a "replica" of the co-designed stac
   (:mod:`dse.model.hypothetical`).
 
 Hardware types are indices into stacked tables (``*_hw`` into accelerators, ``host`` into
-host tiers), so a batch of systems is one pytree of arrays and every field is a float64
-(discrete ones are compared with ``==`` and never differentiated).
+host tiers, ``model`` into architectures), so a batch of systems is one pytree of arrays: the
+indices int32, every other field float64 (discrete codes such as ``spec_method`` are compared
+with ``==`` and never differentiated). Build one with :func:`system_design`.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 SYSTEM_DEFAULTS: dict[str, float] = dict(
@@ -120,6 +123,31 @@ class SystemDesign(eqx.Module):
 
 
 SYSTEM_FIELDS = tuple(SystemDesign.__dataclass_fields__)
+# Rows of the stacked catalog tables (``system_batched.SystemTables``): int32, gathered with
+# ``jnp.take``; every other field is float64.
+INDEX_FIELDS: tuple[str, ...] = ("model", "decode_hw", "prefill_hw", "ffn_hw", "host")
+
+
+def system_design(columns) -> SystemDesign:
+    """A (batch of) system design(s) from a value or an array per ``SYSTEM_FIELDS`` field, each
+    in its dtype: the catalog indices (``INDEX_FIELDS``) int32 numpy arrays, the rest float64
+    (numpy stays numpy, JAX values stay JAX, so traced knobs keep their derivatives). An
+    index that is not a whole number is refused rather than truncated."""
+    out = {}
+    for f in SYSTEM_FIELDS:
+        value = columns[f]
+        if f in INDEX_FIELDS:
+            if isinstance(value, jax.core.Tracer):
+                raise TypeError(f"{f} is a catalog index: give it as data, not a traced value")
+            whole = np.asarray(value, dtype=np.float64)
+            if not np.array_equal(whole, np.round(whole)):
+                raise ValueError(f"{f}={whole!r} is a catalog index: give a whole number")
+            out[f] = whole.astype(np.int32)
+        elif isinstance(value, jax.Array):
+            out[f] = jnp.asarray(value, jnp.float64)
+        else:
+            out[f] = np.asarray(value, dtype=np.float64)
+    return SystemDesign(**out)
 
 
 def make_system(**kw: float) -> SystemDesign:
@@ -127,5 +155,4 @@ def make_system(**kw: float) -> SystemDesign:
     unknown = set(kw) - set(SYSTEM_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown system field(s): {sorted(unknown)}")
-    values = {**SYSTEM_DEFAULTS, **kw}
-    return SystemDesign(**{k: jnp.asarray(float(values[k]), jnp.float64) for k in SYSTEM_FIELDS})
+    return system_design({**SYSTEM_DEFAULTS, **kw})

@@ -29,14 +29,31 @@ def _as_minimization(values: np.ndarray, maximize) -> np.ndarray:
     return values * sign
 
 
+# Objectives that agree to TIE_BITS significant bits (relative 2^-40 ~ 1e-12) are ties. Float
+# reassociation (another XLA fusion, CPU ISA or GPU) moves a metric by an ulp or two (~1e-16);
+# without this, twin designs with equal metrics (settings that do not matter at that point)
+# would fall off the front at random, one dominating the other by an ulp. No model metric is
+# meaningful to 1e-12.
+TIE_BITS = 40
+
+
+def _ties_merged(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to ``TIE_BITS`` significant bits (exact for values already there)."""
+    mantissa, exponent = np.frexp(values)
+    return np.ldexp(np.round(mantissa * 2.0**TIE_BITS) / 2.0**TIE_BITS, exponent)
+
+
 def pareto_mask(values: np.ndarray, maximize) -> np.ndarray:
-    """Boolean mask of the non-dominated rows (duplicates of a front point are all kept)."""
+    """Boolean mask of the non-dominated rows (points equal to a front point to ``TIE_BITS``
+    significant bits are all kept)."""
     minimized = _as_minimization(values, maximize)
     if len(minimized) == 0:
         return np.zeros(0, dtype=bool)
     if not np.isfinite(minimized).all():
         raise ValueError("objectives contain NaN or inf; mask infeasible designs out first")
-    return np.asarray(moocore.is_nondominated(minimized, keep_weakly=True), dtype=bool)
+    return np.asarray(
+        moocore.is_nondominated(_ties_merged(minimized), keep_weakly=True), dtype=bool
+    )
 
 
 def hypervolume(values: np.ndarray, reference, maximize) -> float:

@@ -22,7 +22,7 @@ from ..catalog.costs import load_cost_params
 from ..model.batched import stack
 from ..model.reasons import REASON_TEXT
 from ..model.system_batched import SystemTables, evaluate_systems
-from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
+from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, system_design
 from ..model.system_metrics import (
     SUB_AGENT_ADDED,
     SYSTEM_BOUNDS,
@@ -65,9 +65,7 @@ class Stack:
             self.profile = workload
         self.model_names = list(self.catalog.models)
         # The sub-agent model's row in the tables (-1: sub-agents run on the main model).
-        self.sub_model_index = (
-            float(self.model_names.index(self.sub_model)) if self.sub_model else -1.0
-        )
+        self.sub_model_index = self.model_names.index(self.sub_model) if self.sub_model else -1
         self.hw_names = list(self.catalog.hardware)
         self.host_names = list(self.catalog.hosts)
         self.tables = SystemTables(
@@ -114,15 +112,13 @@ class Stack:
 
     def _evaluate(self, columns, profile, chunk):
         """(metrics, the sub-agent replica's metrics or None) as numpy arrays."""
-        designs = SystemDesign(
-            **{f: np.asarray(columns[f], dtype=np.float64) for f in SYSTEM_FIELDS}
-        )
+        designs = system_design(columns)
         cal = self.calibration
         main = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
                                 profile or self.profile, designs, chunk=chunk)  # fmt: skip
         sub = None
         if profile is None and self.sub_profile is not None:
-            on_sub = np.full_like(np.asarray(designs.model), self.sub_model_index)
+            on_sub = np.full_like(designs.model, self.sub_model_index)
             sub = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
                                    self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub),
                                    chunk=chunk)  # fmt: skip
@@ -134,7 +130,9 @@ class Stack:
         self, rows: list[dict[str, float]], profile: WorkloadProfile | None = None
     ) -> pd.DataFrame:
         """``evaluate_arrays`` of SystemDesign field dicts, as a table (``metrics_frame``)."""
-        columns = {f: np.array([float(r[f]) for r in rows], dtype=np.float64) for f in SYSTEM_FIELDS}
+        columns = {
+            f: np.array([float(r[f]) for r in rows], dtype=np.float64) for f in SYSTEM_FIELDS
+        }
         return metrics_frame(self.evaluate_arrays(columns, profile))
 
     def jacobian(self, rows: list[dict[str, float]], x: np.ndarray, metrics: tuple[str, ...]):
@@ -151,7 +149,7 @@ class Stack:
             a = np.asarray(a, dtype=np.float64)
             return np.concatenate([a, np.repeat(a[-1:], size - n, 0)])
 
-        designs = SystemDesign(**{f: pad([float(r[f]) for r in rows]) for f in SYSTEM_FIELDS})
+        designs = system_design({f: pad([float(r[f]) for r in rows]) for f in SYSTEM_FIELDS})
         cal, metrics = self.calibration, tuple(metrics)
 
         def run(profile, designs):
@@ -161,8 +159,10 @@ class Stack:
 
         y, jac, feasible, finite = run(self.profile, designs)
         if self.sub_profile is not None:  # the same program on the sub-agent replica
-            on_sub = np.full_like(np.asarray(designs.model), self.sub_model_index)
-            ys, js, fs, fins = run(self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub))
+            on_sub = np.full_like(designs.model, self.sub_model_index)
+            ys, js, fs, fins = run(
+                self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub)
+            )
             added = np.array([k in SUB_AGENT_ADDED for k in metrics])
             y = y + np.where(added, ys, 0.0)
             jac = jac + np.where(added[:, None], js, 0.0)

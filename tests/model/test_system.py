@@ -162,11 +162,11 @@ def test_system_metrics_are_differentiable(stack):
     import jax.numpy as jnp
 
     from dse.model.system_batched import evaluate_system_indexed
-    from dse.model.system_design import SystemDesign
+    from dse.model.system_design import system_design
 
     cal = stack.calibration
     vals = stack.design_values(KIMI, "vr200_nvl72", "default", batch=8, prefill_units=40)
-    sd = SystemDesign(**{k: jnp.asarray(v, dtype=jnp.float64) for k, v in vals.items()})
+    sd = system_design(vals)
 
     i = stack.hw_index["vr200"]
 
@@ -188,3 +188,13 @@ def test_system_metrics_are_differentiable(stack):
     assert np.isfinite(d_bw).all() and np.isfinite(d_host).all()
     assert d_bw[0] > 0 and d_bw[1] < 0  # more HBM bandwidth: more tokens, cheaper tokens
     assert d_host[2] >= 0  # more host memory never lowers the hit rate
+
+
+def test_catalog_indices_are_int32_and_a_fraction_is_refused():
+    from dse.model.system_design import INDEX_FIELDS, SYSTEM_DEFAULTS, system_design
+
+    sd = system_design(SYSTEM_DEFAULTS)
+    assert all(np.asarray(getattr(sd, f)).dtype == np.int32 for f in INDEX_FIELDS)
+    assert np.asarray(sd.tp).dtype == np.float64 and np.asarray(sd.framework).dtype == np.float64
+    with pytest.raises(ValueError, match="decode_hw=.*catalog index"):
+        system_design({**SYSTEM_DEFAULTS, "decode_hw": 1.5})

@@ -30,7 +30,7 @@ from dse.catalog import load_catalog
 from dse.model.hypothetical import HARDWARE_KNOBS
 from dse.model.reasons import REASONS
 from dse.model.system_batched import evaluate_systems
-from dse.model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, SystemDesign
+from dse.model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, system_design
 from dse.model.system_metrics import SYSTEM_METRIC_FIELDS
 from dse.search.gradients import CONTINUOUS_FIELDS, METRICS, sensitivities
 from dse.stack import Stack
@@ -93,7 +93,7 @@ def stack():
 
 def evaluate(stack, rows) -> dict[str, np.ndarray]:
     assert len(rows) <= 256  # one compiled shape
-    d = SystemDesign(**{f: np.array([r[f] for r in rows]) for f in SYSTEM_FIELDS})
+    d = system_design({f: np.array([r[f] for r in rows]) for f in SYSTEM_FIELDS})
     cal = stack.calibration
     m = evaluate_systems(stack.tables, cal.efficiency, cal.runtime, stack.cost, stack.profile, d)
     return {f: np.asarray(getattr(m, f), dtype=np.float64) for f in SYSTEM_METRIC_FIELDS}

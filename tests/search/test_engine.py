@@ -149,7 +149,6 @@ def test_a_failing_gradient_stage_keeps_the_searchs_tables(tmp_path, monkeypatch
         assert (tmp_path / name).is_file(), name
 
 
-
 AHEAD_RAN: list[str] = []
 
 
@@ -177,7 +176,9 @@ def test_the_entry_point_runs_an_engines_ahead_work_in_the_background(tmp_path):
     AHEAD_RAN.clear()
     settings = {k: v for k, v in _search_config("exhaustive").items() if k != "_target_"}
     plain = run(overrides=SMALL_STUDY, engine=Exhaustive(**settings), out_dir=tmp_path / "plain")
-    ahead = run(overrides=SMALL_STUDY, engine=AheadExhaustive(**settings), out_dir=tmp_path / "ahead")
+    ahead = run(
+        overrides=SMALL_STUDY, engine=AheadExhaustive(**settings), out_dir=tmp_path / "ahead"
+    )
     for thread in threading.enumerate():
         if thread.name == "dse-ahead":
             thread.join()

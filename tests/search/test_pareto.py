@@ -23,6 +23,17 @@ def test_pareto_mask_equals_brute_force(maximize):
     assert (pareto_mask(values, maximize) == _brute_force(values, maximize)).all()
 
 
+def test_twins_an_ulp_apart_are_ties_but_a_real_difference_dominates():
+    # Four designs with the same metrics, computed by programs that round differently (another
+    # XLA fusion, CPU or GPU): an ulp must not decide which of them is on the front.
+    tok, usd = 191.08749513, 3.2361160
+    twins = np.array([[tok, usd], [tok, np.nextafter(usd, 9.0)], [np.nextafter(tok, 0.0), usd],
+                      [tok, np.nextafter(np.nextafter(usd, 0.0), 0.0)]])  # fmt: skip
+    assert pareto_mask(twins, (True, False)).all()
+    better = np.vstack([twins, [tok * (1 + 1e-9), usd]])  # 1e-9 better: a real difference
+    assert pareto_mask(better, (True, False)).tolist() == [False] * 4 + [True]
+
+
 def test_streaming_front_equals_front_of_all_points():
     rng = np.random.default_rng(1)
     values = rng.random((5000, 2))
