@@ -20,9 +20,10 @@ together), against the reference point (0, 0).
    hypervolume of the feasible front is recorded after every batch. Runs (``SAMPLERS``):
 
    * ``nsga2``: Optuna's NSGA-II as ``optuna_search`` configures it (population = batch), with
-     the bookkeeping made O(1) per ask (:class:`FastNSGAII`; checked to ask the same parameters
-     as the stock sampler). One run per ``--seeds``.
-   * ``nsga2-stock``: ``make_sampler("nsga2")`` as is; the same trials, but each ask costs
+     the per-ask bookkeeping done once per batch (``dse.search.samplers.BatchNSGAII``, what
+     ``make_sampler("nsga2")`` returns; checked to ask the same parameters as the stock sampler).
+     One run per ``--seeds``.
+   * ``nsga2-stock``: Optuna's ``NSGAIISampler`` as is; the same trials, but each ask costs
      O(trials so far), so it gets ``--stock-trials`` (not in the default list).
    * ``random``, ``tpe``: baselines (TPE's cost also grows with the trials: ``--tpe-trials``).
 
@@ -53,6 +54,7 @@ from dse.search.exhaustive import exhaustive_search
 from dse.search.objectives import meets, parse_constraints, parse_objectives, violations
 from dse.search.optuna_search import _columns, _params, _suggest, make_sampler
 from dse.search.pareto import Front, hypervolume, pareto_mask
+from dse.search.samplers import BatchNSGAII
 from dse.search.space import Space
 from dse.stack import Stack
 
@@ -103,63 +105,9 @@ SPACES = {
 
 
 # -- samplers ----------------------------------------------------------------------------------
-class FastNSGAII(optuna.samplers.NSGAIISampler):
-    """Optuna's NSGAIISampler with O(1) bookkeeping per ask: same trials, same order.
-
-    The stock sampler spends O(trials so far) on every ask: ``get_trial_generation`` scans all
-    complete trials for the current generation, the cached ``get_parent_population`` and
-    ``IntersectionSearchSpace.calculate`` list all trials. At 1e5+ trials that is quadratic (on
-    the 2-core dev machine the 16th 1024-trial batch of the full space costs 12.6 s, growing
-    linearly, against ~1 s here).
-    Here the generation counters are updated in ``after_trial``, parent populations are memoized
-    in the order the stock cache returns them, and the search space is recomputed only when a
-    trial completed since the last ask. :func:`check_fast_nsga2` verifies it asks the same
-    parameters as the stock sampler.
-    """
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self._gen_max, self._gen_count, self._completed = 0, 0, 0
-        self._parents: dict[int, list] = {}
-        self._space_memo: tuple[int, dict] | None = None
-
-    def get_trial_generation(self, study, trial):
-        key = self._get_generation_key()
-        generation = trial.system_attrs.get(key)
-        if generation is not None:
-            return generation
-        generation = self._gen_max + (self._gen_count >= self.population_size)
-        study._storage.set_trial_system_attr(trial._trial_id, key, generation)
-        return generation
-
-    def get_parent_population(self, study, generation):
-        if generation == 0:
-            return []
-        if generation in self._parents:
-            return self._parents[generation]
-        parents = super().get_parent_population(study, generation)  # selection order, cached
-        self._parents[generation] = sorted(parents, key=lambda t: t.number)  # as the cache reads
-        return parents
-
-    def infer_relative_search_space(self, study, trial):
-        if self._space_memo is None or self._space_memo[0] != self._completed:
-            self._space_memo = (self._completed, super().infer_relative_search_space(study, trial))
-        return dict(self._space_memo[1])
-
-    def after_trial(self, study, trial, state, values):
-        super().after_trial(study, trial, state, values)
-        if state == optuna.trial.TrialState.COMPLETE:
-            self._completed += 1
-            generation = trial.system_attrs.get(self._get_generation_key(), -1)
-            if generation > self._gen_max:
-                self._gen_max, self._gen_count = generation, 1
-            elif generation == self._gen_max:
-                self._gen_count += 1
-
-
 def _nsga2(population: int | None = None, **kw):
     def make(seed: int, batch: int):
-        return FastNSGAII(population_size=population or batch, seed=seed, **kw)
+        return BatchNSGAII(population_size=population or batch, seed=seed, **kw)
 
     return make
 
@@ -168,8 +116,8 @@ SAMPLERS = {
     # name: (factory(seed, population), note)
     "nsga2": (_nsga2(), "optuna_search's NSGA-II (population = batch), O(1) bookkeeping"),
     "nsga2-stock": (
-        lambda seed, pop: make_sampler("nsga2", seed, pop),
-        "optuna_search's make_sampler('nsga2') as is",
+        lambda seed, pop: optuna.samplers.NSGAIISampler(population_size=pop, seed=seed),
+        "Optuna's NSGAIISampler as is",
     ),
     "random": (lambda seed, pop: make_sampler("random", seed, pop), "uniform random"),
     "tpe": (lambda seed, pop: make_sampler("tpe", seed, pop), "optuna_search's TPE"),
@@ -292,10 +240,10 @@ def optuna_run(
 
 
 def check_fast_nsga2(ev, objectives, constraints, seed: int, batch=256, generations=5) -> bool:
-    """FastNSGAII and Optuna's NSGAIISampler ask the same parameters (short run)."""
+    """BatchNSGAII and Optuna's NSGAIISampler ask the same parameters (short run)."""
     params = []
     for sampler in (
-        FastNSGAII(population_size=batch, seed=seed),
+        BatchNSGAII(population_size=batch, seed=seed),
         optuna.samplers.NSGAIISampler(population_size=batch, seed=seed),
     ):
         _, study = optuna_run(ev, objectives, constraints, sampler, batch * generations, batch, 1.0)
@@ -439,7 +387,7 @@ def main() -> None:
         t1 = time.perf_counter()
         same = check_fast_nsga2(ev, objectives, constraints, seeds[0])
         print(
-            f"FastNSGAII asks the same parameters as Optuna's NSGAIISampler (5 generations of "
+            f"BatchNSGAII asks the same parameters as Optuna's NSGAIISampler (5 generations of "
             f"256 trials): {'yes' if same else 'NO'} ({time.perf_counter() - t1:.1f} s)"
         )
 

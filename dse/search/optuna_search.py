@@ -34,23 +34,10 @@ from .engine import Engine, Found, Problem, SearchResult
 from .evaluate import Evaluator
 from .objectives import Constraint, Objective, meets, violations
 from .pareto import Front, pareto_mask
+from .samplers import SAMPLERS, make_sampler
 from .storage import make_storage, open_study, worker_slot
 
-SAMPLERS = ("nsga2", "nsga3", "tpe", "random")
 COMPLETE = optuna.trial.TrialState.COMPLETE
-
-
-def make_sampler(name: str, seed: int, population: int = 100) -> optuna.samplers.BaseSampler:
-    name = str(name).lower()
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
-    if name == "nsga3":
-        return optuna.samplers.NSGAIIISampler(population_size=population, seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"search.sampler={name!r} is not one of {', '.join(SAMPLERS)}")
 
 
 def _params(ev: Evaluator):
