@@ -27,12 +27,13 @@ ALLOWED: dict[str, set[str]] = {
     "jax_config": set(),
     "progress": set(),
     "values": set(),  # the one number validator
+    "exported": set(),  # compiled kernels kept on disk (jax.export), loaded without tracing
     "model": set(),  # the pure core: typed inputs in, metrics out
     "catalog": {"model", "files", "jax_config", "values"},  # conf/ YAML -> the model's input pytrees
     "workload": {"model", "files", "jax_config"},  # sessions, traces -> WorkloadProfile
     "scenarios": {"catalog", "model", "values"},  # table rows -> Design pytrees
     "calibration": {"scenarios", "catalog", "model", "files", "jax_config"},
-    "stack": {"calibration", "catalog", "workload", "model", "values"},  # the evaluator of systems
+    "stack": {"calibration", "catalog", "workload", "model", "values", "exported"},  # the evaluator of systems
     "predict": {"stack", "calibration", "scenarios", "catalog", "model", "values"},
     "search": {"stack", "calibration", "workload", "model", "files", "progress", "values"},
     "report": {"search", "model", "files", "version"},  # reads result files

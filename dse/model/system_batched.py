@@ -63,7 +63,8 @@ def evaluate_system_indexed(
 
 
 @jax.jit
-def _evaluate_chunk(tables, eff, rt, cost, profile, designs):
+def evaluate_chunk(tables, eff, rt, cost, profile, designs) -> SystemMetrics:
+    """The sweep's compiled program: a chunk of designs (vmap), values only."""
     # Values only: a sweep never differentiates (the Jacobian has its own kernel,
     # dse/search/gradients.py), so the implicit-derivative pass is left out of this program.
     one = functools.partial(evaluate_system_indexed, derivatives=False)
@@ -72,15 +73,25 @@ def _evaluate_chunk(tables, eff, rt, cost, profile, designs):
 
 
 def evaluate_systems(
-    tables: SystemTables, eff, rt, cost, profile, designs: SystemDesign, chunk: int = 1 << 16
+    tables: SystemTables,
+    eff,
+    rt,
+    cost,
+    profile,
+    designs: SystemDesign,
+    chunk: int = 1 << 16,
+    *,
+    kernel=evaluate_chunk,
 ) -> SystemMetrics:
-    """Evaluate a batch of system designs (arrays of equal length); numpy results."""
+    """Evaluate a batch of system designs (arrays of equal length); numpy results. ``kernel``:
+    what runs each chunk, :func:`evaluate_chunk` or a program loaded in its place
+    (``Stack`` passes one exported ahead of time, :mod:`dse.exported`)."""
     require_float64()
 
     def fn(d):
-        return _evaluate_chunk(tables, eff, rt, cost, profile, d)
+        return kernel(tables, eff, rt, cost, profile, d)
 
     return run_in_chunks(fn, designs, int(np.shape(designs.model)[0]), chunk)
 
 
-__all__ = ["SystemTables", "evaluate_system_indexed", "evaluate_systems"]
+__all__ = ["SystemTables", "evaluate_chunk", "evaluate_system_indexed", "evaluate_systems"]

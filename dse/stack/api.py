@@ -13,27 +13,30 @@ all in one vectorized call.
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import numpy as np
 import pandas as pd
 
 from ..calibration import Calibration
 from ..catalog import load_catalog
 from ..catalog.costs import load_cost_params
+from ..exported import Kernel
 from ..model.batched import stack
 from ..model.reasons import REASON_TEXT
-from ..model.system_batched import SystemTables, evaluate_systems
+from ..model.system_batched import SystemTables, evaluate_chunk, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, system_design
 from ..model.system_metrics import (
     SUB_AGENT_ADDED,
     SYSTEM_BOUNDS,
     SYSTEM_METRIC_FIELDS,
+    SystemMetrics,
     with_sub_agents,
 )
 from ..model.workload import WorkloadProfile
 from ..workload.presets import load_preset
 from ..workload.profile import profile_for, split_profiles
 from .config import load_group, system_values
-from .jacobian import CONTINUOUS_FIELDS, jacobian_program
+from .jacobian import CONTINUOUS_FIELDS, FAST_COMPILE, jacobian_batch
 
 
 class Stack:
@@ -75,6 +78,10 @@ class Stack:
         )
         self.hw_index = {n: i for i, n in enumerate(self.hw_names)}
         self.host_index = {n: i for i, n in enumerate(self.host_names)}
+        # The compiled programs, loaded from dse.exported's artifacts when a process has run
+        # them before (no tracing of the model), exported on first use otherwise.
+        self._sweep = Kernel("system_sweep", lambda *a: jax.tree.leaves(evaluate_chunk(*a)))
+        self._jacobians: dict[tuple[str, ...], Kernel] = {}
 
     def design_values(
         self, model: str, system: str | dict, software: str | dict = "default", **overrides
@@ -114,14 +121,15 @@ class Stack:
         """(metrics, the sub-agent replica's metrics or None) as numpy arrays."""
         designs = system_design(columns)
         cal = self.calibration
+        kernel = lambda *a: SystemMetrics(*self._sweep(*a))  # noqa: E731
         main = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
-                                profile or self.profile, designs, chunk=chunk)  # fmt: skip
+                                profile or self.profile, designs, chunk=chunk, kernel=kernel)  # fmt: skip
         sub = None
         if profile is None and self.sub_profile is not None:
             on_sub = np.full_like(designs.model, self.sub_model_index)
             sub = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
                                    self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub),
-                                   chunk=chunk)  # fmt: skip
+                                   chunk=chunk, kernel=kernel)  # fmt: skip
             main = with_sub_agents(main, sub)
         as_dict = lambda m: {f: np.asarray(getattr(m, f)) for f in SYSTEM_METRIC_FIELDS}  # noqa: E731
         return as_dict(main), (as_dict(sub) if sub is not None else None)
@@ -152,9 +160,19 @@ class Stack:
         designs = system_design({f: pad([float(r[f]) for r in rows]) for f in SYSTEM_FIELDS})
         cal, metrics = self.calibration, tuple(metrics)
 
+        kernel = self._jacobians.get(metrics) or self._jacobians.setdefault(
+            metrics,
+            Kernel(
+                "system_jacobian",
+                lambda *a: jacobian_batch(*a, metrics=metrics),
+                static=metrics,
+                compiler_options=FAST_COMPILE,
+            ),  # fmt: skip
+        )
+
         def run(profile, designs):
-            out = jacobian_program(self.tables, cal.efficiency, cal.runtime, self.cost, profile,
-                                   designs, pad(x), metrics=metrics)  # fmt: skip
+            out = kernel(self.tables, cal.efficiency, cal.runtime, self.cost, profile, designs,
+                         pad(x))  # fmt: skip
             return [np.asarray(a)[:n] for a in out]
 
         y, jac, feasible, finite = run(self.profile, designs)

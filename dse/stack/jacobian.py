@@ -45,11 +45,17 @@ def _one(tables, eff, rt, cost, profile, sd: SystemDesign, x, metrics: tuple[str
 # XLA's CPU backend at -O0 without its expensive LLVM passes: the kernel compiles in ~45 s
 # instead of ~70 s (2-core CPU) and runs ~3x slower (~1 ms per design), which refine's few
 # dozen calls and sensitivity tables of thousands of designs do not notice.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-@functools.partial(jax.jit, static_argnames=("metrics",), compiler_options=_FAST_COMPILE)
-def jacobian_program(tables, eff, rt, cost, profile, designs, x, metrics):
-    """The one compiled program: values and Jacobians of a batch of designs (vmap)."""
+def jacobian_batch(tables, eff, rt, cost, profile, designs, x, metrics):
+    """Values and Jacobians of a batch of designs (vmap): the one program behind every
+    gradient, compiled as ``jacobian_program`` or exported by ``Stack`` (:mod:`dse.exported`,
+    with ``FAST_COMPILE`` given when the loaded program is compiled)."""
     fn = functools.partial(_one, tables, eff, rt, cost, profile, metrics=metrics)
     return jax.vmap(fn)(designs, x)
+
+
+jacobian_program = jax.jit(
+    jacobian_batch, static_argnames=("metrics",), compiler_options=FAST_COMPILE
+)

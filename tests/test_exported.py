@@ -1,0 +1,84 @@
+"""Exported kernels (dse.exported): written once, loaded by later processes without tracing,
+never used after a model change or when unreadable, and equal to the jitted function."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dse.exported as exported
+from dse.exported import Kernel
+
+TRACES: list[str] = []
+
+
+def _toy(a, tree):
+    TRACES.append("traced")  # runs only while JAX traces
+    return (a * tree["x"] + jnp.sin(tree["y"]).sum(), jnp.cumsum(a))
+
+
+def _args(n=8):
+    a = jnp.arange(n, dtype=jnp.float64)
+    return a, {"x": jnp.float64(2.5), "y": jnp.linspace(0.0, 1.0, 3)}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(exported, "store", lambda: tmp_path)
+    TRACES.clear()
+    return tmp_path
+
+
+def test_a_later_process_loads_the_artifact_without_tracing(store):
+    first = Kernel("toy", _toy)(*_args())
+    assert len(list(store.glob("toy-*.jaxexport"))) == 1 and TRACES == ["traced"]
+    again = Kernel("toy", _toy)(*_args())  # a new Kernel: as a new process would build it
+    assert TRACES == ["traced"]  # loaded, not traced
+    plain = jax.jit(_toy)(*_args())
+    for got, want in zip((*first, *again), (*plain, *plain)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_new_shapes_static_settings_or_sources_are_new_artifacts(store, monkeypatch):
+    Kernel("toy", _toy)(*_args(8))
+    Kernel("toy", _toy)(*_args(16))  # another shape
+    Kernel("toy", _toy, static=("tok_s_user",))(*_args(8))  # another static setting
+    assert len(list(store.glob("toy-*.jaxexport"))) == 3
+    TRACES.clear()
+    monkeypatch.setattr(exported, "source_hash", lambda: "a changed model")
+    Kernel("toy", _toy)(*_args(8))
+    assert TRACES == ["traced"]  # the old artifact was not used: traced and exported anew
+    assert len(list(store.glob("toy-*.jaxexport"))) == 4
+
+
+def test_an_unreadable_artifact_is_rebuilt(store):
+    Kernel("toy", _toy)(*_args())
+    (path,) = store.glob("toy-*.jaxexport")
+    path.write_bytes(b"truncated")
+    TRACES.clear()
+    out = Kernel("toy", _toy)(*_args())
+    assert TRACES == ["traced"] and path.stat().st_size > 100
+    np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
+
+
+def test_without_a_compile_cache_it_is_plain_jit(monkeypatch, tmp_path):
+    monkeypatch.setattr(exported, "store", lambda: None)
+    out = Kernel("toy", _toy)(*_args())
+    assert not list(tmp_path.iterdir())
+    np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
+
+
+def test_traced_callers_get_the_function_itself(store):
+    a, tree = _args()
+    grad = jax.grad(lambda s: Kernel("toy", _toy)(a * s, tree)[0].sum())(2.0)
+    assert float(grad) == pytest.approx(float((a * tree["x"]).sum()))  # d/ds of s*a*x summed
+    assert not list(store.iterdir())
+
+
+def test_the_source_hash_covers_the_model():
+    from pathlib import Path
+
+    import dse.model.system_solve as solve
+
+    digest = exported.source_hash()
+    assert len(digest) == 64 and Path(solve.__file__).is_relative_to(exported._PACKAGE)
