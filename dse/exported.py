@@ -13,7 +13,8 @@ the input tree (structure and static fields) with every leaf's shape and dtype, 
 static settings. A model change gives new names, so a stale artifact is never used; one that
 fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
 cache (``<cache>-exported``, see :func:`dse.configure`); without a compile cache nothing is
-written and kernels run as plain ``jit`` (so do traced callers such as ``jax.grad``).
+written and kernels run as plain ``jit``; inside a caller's trace (``jax.grad``) the function
+is simply inlined.
 """
 
 from __future__ import annotations
@@ -61,12 +62,15 @@ class Kernel:
         self.name, self.fn, self.static = name, fn, static
         self.compiler_options = compiler_options
         self._loaded: dict[str, Callable] = {}
+        self._jit = jax.jit(fn, compiler_options=compiler_options)  # without a store
         self._lock = threading.Lock()
 
     def __call__(self, *args) -> tuple:
         leaves, treedef = jax.tree.flatten(args)
-        if store() is None or any(isinstance(x, jax.core.Tracer) for x in leaves):
-            return tuple(self.fn(*args))
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return tuple(self.fn(*args))  # inside a caller's trace (jax.grad, vmap): inlined
+        if store() is None:
+            return tuple(self._jit(*args))
         specs = [jax.ShapeDtypeStruct(jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves]
         key = self._key(treedef, specs)
         with self._lock:  # one thread exports a key; the others wait and reuse it

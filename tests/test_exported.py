@@ -63,8 +63,11 @@ def test_an_unreadable_artifact_is_rebuilt(store):
 
 def test_without_a_compile_cache_it_is_plain_jit(monkeypatch, tmp_path):
     monkeypatch.setattr(exported, "store", lambda: None)
-    out = Kernel("toy", _toy)(*_args())
-    assert not list(tmp_path.iterdir())
+    TRACES.clear()
+    kernel = Kernel("toy", lambda *a: _toy(*a))  # a new function: JAX's jit cache has none
+    kernel(*_args())
+    out = kernel(*_args())
+    assert not list(tmp_path.iterdir()) and TRACES == ["traced"]  # jitted: traced once
     np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
 
 

@@ -53,20 +53,19 @@ def metrics(stack, designs):
 
 
 def test_warm_jacobian_is_the_program_sensitivities_run(stack, designs):
-    # First in this module, so the warm-up (not the ``table`` fixture) compiles the program; it
-    # runs in a thread as the entry point runs it, and the real call waits for it (the stack's
-    # lock) rather than tracing and compiling the program a second time.
+    # First in this module, so the warm-up (not the ``table`` fixture) prepares the program; it
+    # runs in a thread as the entry point runs it, and the real call waits for it (the kernel's
+    # lock, then JAX's jit cache) rather than exporting, tracing or compiling it a second time.
+    import collections
     import threading
 
     import jax.monitoring
 
-    traces = []
+    traces = collections.Counter()
 
     def count(event, seconds, **kw):
-        if event == "/jax/core/compile/jaxpr_trace_duration" and "jacobian_program" in str(
-            kw.get("fun_name")
-        ):
-            traces.append(seconds)
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traces[str(kw.get("fun_name"))] += 1
 
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
@@ -76,7 +75,10 @@ def test_warm_jacobian_is_the_program_sensitivities_run(stack, designs):
         warm.join()
     finally:
         jax.monitoring.unregister_event_duration_listener(count)
-    assert len(traces) <= 1  # 0 when an earlier module compiled it for the same shapes
+    # exported: "flat" traced once when no artifact exists yet, "call" (the loaded program) once
+    # per process; plain jit (no compile cache): "jacobian_program" once
+    assert all(n <= 1 for n in traces.values()), traces
+    assert traces["flat"] + traces["call"] + traces["jacobian_program"] >= 1
     assert len(table) == len(designs) * len(METRICS) * len(CONTINUOUS_FIELDS)
 
 
