@@ -15,6 +15,8 @@ import os
 import uuid
 from pathlib import Path
 
+import yaml
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path | str):
@@ -43,3 +45,22 @@ def conf_dir() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[1] / "conf"
+
+
+# libyaml's C parser where PyYAML was built with it (the wheels are): the same documents and
+# the same safe types as yaml.safe_load, ~10x faster (the catalog's 35 files: 1.1 s -> ~0.1 s of
+# every command's start-up on 2 cores).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(source):
+    """``yaml.safe_load`` of a string or an open file, with the C parser when there is one. A
+    broken document is parsed again by PyYAML's own parser, whose error names the line where
+    the problem is (libyaml's is sometimes a line later)."""
+    text = source.read() if hasattr(source, "read") else source
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError:
+        if _YAML_LOADER is yaml.SafeLoader:
+            raise
+        return yaml.load(text, Loader=yaml.SafeLoader)  # raises with PyYAML's message

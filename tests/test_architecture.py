@@ -33,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "workload": {"model", "files", "jax_config"},  # sessions, traces -> WorkloadProfile
     "scenarios": {"catalog", "model", "values"},  # table rows -> Design pytrees
     "calibration": {"scenarios", "catalog", "model", "files", "jax_config"},
-    "stack": {"calibration", "catalog", "workload", "model", "values", "exported"},  # the evaluator of systems
+    "stack": {"calibration", "catalog", "workload", "model", "files", "values", "exported"},  # the evaluator of systems
     "predict": {"stack", "calibration", "scenarios", "catalog", "model", "values"},
     "search": {"stack", "calibration", "workload", "model", "files", "progress", "values"},
     "report": {"search", "model", "files", "version"},  # reads result files

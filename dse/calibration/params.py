@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import yaml
 
 from ..catalog import GENERATIONS, conf_dir
+from ..files import load_yaml
 from ..jax_config import configure
 from ..model.efficiency import (
     EFFICIENCY_FIELDS,
@@ -71,7 +72,7 @@ class Calibration:
         if not path.exists():
             return cls.prior()  # every generation flagged uncalibrated in predictions
         with open(path) as f:
-            data = yaml.safe_load(f) or {}
+            data = load_yaml(f) or {}
         per_gen = data.get("efficiency", {})
         unknown = set(per_gen) - set(GENERATIONS)
         if unknown:

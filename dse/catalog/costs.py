@@ -14,6 +14,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import yaml
 
+from ..files import load_yaml
 from ..jax_config import configure
 from ..model.cost import COST_FIELDS, CostParams
 from ..model.pricing import API_PRICE_FIELDS, ApiPrices
@@ -26,7 +27,7 @@ API_PRICES_FILE = "api_prices"
 
 def _read(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax") from e
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..files import conf_dir as conf_dir
+from ..files import load_yaml
 from ..jax_config import configure
 from ..model.architecture import Architecture
 from ..model.hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
@@ -56,7 +57,7 @@ class HostEntry:
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f)
     except yaml.YAMLError as e:
         raise CatalogError(
             f"{path}: not valid YAML ({e.__class__.__name__}); fix the syntax"

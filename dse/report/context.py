@@ -8,9 +8,8 @@ import re
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from ..files import conf_dir
+from ..files import conf_dir, load_yaml
 from ..model.hypothetical import HARDWARE_KNOBS
 from ..version import __version__
 from .accuracy import accuracy_table
@@ -143,7 +142,7 @@ def _hardware_assumptions(names: list[str]) -> list[dict]:
         f = conf_dir() / "hardware" / f"{name}.yaml"
         if not f.is_file():
             continue
-        raw = yaml.safe_load(f.read_text())
+        raw = load_yaml(f.read_text())
         src = raw.get("sources") or {}
         rows = [(k, fmt(raw[k]), str(src.get(k, "")).strip()) for k in HW_SPECS if k in raw]
         out.append({"name": name, "title": raw.get("title", name), "rows": rows})
@@ -158,7 +157,7 @@ def _sourced(section: dict, keys) -> list[tuple[str, str, str]]:
 def build_context(review: Review, figures: list, files: list[str]) -> dict:
     run, s, cfg = review.run, review.run.summary, review.run.config
     hardware = sorted(review.errors)
-    cal = yaml.safe_load((conf_dir() / "calibration" / "default.yaml").read_text()).get(
+    cal = load_yaml((conf_dir() / "calibration" / "default.yaml").read_text()).get(
         "provenance", {}
     )
     model_cfg = cfg.get("model") or {}

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from ..files import load_yaml
 
 TABLES = ("points", "frontier", "best", "sensitivities", "refined", "mix", "session", "cache_curve")
 
@@ -73,7 +74,7 @@ def load_run(path: str | Path) -> RunResults:
         )
     summary = json.loads((path / "summary.json").read_text())
     cfg_file = path / "config.yaml"
-    config = yaml.safe_load(cfg_file.read_text()) if cfg_file.is_file() else {}
+    config = load_yaml(cfg_file.read_text()) if cfg_file.is_file() else {}
     tables = {}
     for name in TABLES:
         f = path / f"{name}.parquet"
@@ -83,7 +84,7 @@ def load_run(path: str | Path) -> RunResults:
                 table.insert(0, "point", table["trial"])
             tables[name] = table
     over = path / ".hydra" / "overrides.yaml"
-    overrides = tuple(yaml.safe_load(over.read_text()) or ()) if over.is_file() else ()
+    overrides = tuple(load_yaml(over.read_text()) or ()) if over.is_file() else ()
     return RunResults(path, config or {}, summary, tables, overrides)
 
 

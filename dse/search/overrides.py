@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from ..files import conf_dir
+from ..files import conf_dir, load_yaml
 
 GROUPS = ("model", "workload", "cost", "space", "search", "hardware", "study")
 HYDRA_OWN_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--package",
@@ -46,7 +46,7 @@ def _check_config_file(group: str, name: str, f: Path) -> None:
     import yaml
 
     try:
-        data = yaml.safe_load(f.read_text())
+        data = load_yaml(f.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,9 +14,8 @@ import difflib
 import functools
 from pathlib import Path
 
-import yaml
-
 from ..catalog import Catalog, conf_dir
+from ..files import load_yaml
 from ..model.design import DTYPE_BITS
 from ..model.efficiency import DEFAULT_FRAMEWORK, framework_code
 from ..model.hypothetical import HARDWARE_KNOBS
@@ -57,7 +56,7 @@ def _load_group(group: str, name: str, root: Path) -> dict:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown {group} {name!r}{hint} (known: {', '.join(known)})")
     with open(path) as f:
-        data = yaml.safe_load(f) or {}
+        data = load_yaml(f) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at top level")
     return data

@@ -20,8 +20,8 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from ..files import load_yaml
 from .api import Stack
 
 GRID_KEYS = {"title", "model", "workload", "systems", "software", "sweep", "constraints", "notes"}
@@ -32,7 +32,7 @@ def load_grid(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"grid file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path.read_text()) or {}
     unknown = set(data) - GRID_KEYS
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {sorted(unknown)}; allowed {sorted(GRID_KEYS)}")

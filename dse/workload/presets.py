@@ -10,9 +10,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-import yaml
-
 from dse.files import conf_dir as default_conf_dir
+from dse.files import load_yaml
 from dse.workload.params import SessionParams
 
 
@@ -39,7 +38,7 @@ def preset_path(name: str, conf_dir: str | Path | None = None) -> Path:
 def load_preset_raw(name: str, conf_dir: str | Path | None = None) -> dict:
     """The preset's YAML mapping, including ``title`` and ``sources``."""
     path = preset_path(name, conf_dir)
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path.read_text())
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping at top level")
     return raw

@@ -83,9 +83,9 @@ def test_jacobian_adds_the_sub_agent_replica_where_the_batched_path_does(mixed, 
         jac = np.where(feasible[:, None, None], jac, 0.0)
         return y, jac, feasible, np.ones((size, 2, f), bool)
 
-    import dse.exported
-
-    monkeypatch.setattr(dse.exported, "store", lambda: None)  # the stand-in runs as it is
+    # the stand-in runs as it is: no export, no jit
+    monkeypatch.setattr(api, "Kernel", lambda name, fn, **kw: lambda *a: tuple(fn(*a)))
+    monkeypatch.setattr(mixed, "_jacobians", {})
     monkeypatch.setattr(api, "jacobian_batch", program)
     x = np.array([[r[k] for k in CONTINUOUS_FIELDS] for r in rows])
     y, jac, feasible, finite = mixed.jacobian(rows, x, metrics)
