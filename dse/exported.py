@@ -19,6 +19,7 @@ is simply inlined.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -102,10 +103,14 @@ class Kernel:
             return tuple(self.fn(*jax.tree.unflatten(treedef, leaves)))
 
         exported = jax.export.export(jax.jit(flat))(*specs)
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(exported.serialize())
-        os.replace(partial, path)  # atomic: a reader never sees half a file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(exported.serialize())
+            os.replace(partial, path)  # atomic: a reader never sees half a file
+        except OSError:  # a read-only or full disk: this process still runs the program
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
         return exported
 
 

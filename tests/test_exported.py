@@ -71,6 +71,14 @@ def test_without_a_compile_cache_it_is_plain_jit(monkeypatch, tmp_path):
     np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
 
 
+def test_a_store_that_cannot_be_written_still_runs(monkeypatch, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(exported, "store", lambda: blocked / "exported")
+    out = Kernel("toy", _toy)(*_args())
+    np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
+
+
 def test_traced_callers_get_the_function_itself(store):
     a, tree = _args()
     grad = jax.grad(lambda s: Kernel("toy", _toy)(a * s, tree)[0].sum())(2.0)
