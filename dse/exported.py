@@ -8,7 +8,7 @@ later process loads it and calls it without tracing the model. XLA's compile ste
 cached by JAX's compile cache.
 
 An artifact is named by a hash of everything that can change the program: the kernel's name,
-the source of every ``dse/**.py`` file, the JAX and jaxlib versions, the x64 flag, the backend,
+the source of every ``dse/**.py`` file, the JAX, jaxlib and Equinox versions, the x64 flag, the backend,
 the input tree (structure and static fields) with every leaf's shape and dtype, and the kernel's
 static settings. A model change gives new names, so a stale artifact is never used; one that
 fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
@@ -27,6 +27,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jaxlib
 
@@ -83,7 +84,7 @@ class Kernel:
     def _key(self, treedef, specs) -> str:
         digest = hashlib.sha256()
         for part in (
-            self.name, source_hash(), jax.__version__, jaxlib.__version__,
+            self.name, source_hash(), jax.__version__, jaxlib.__version__, eqx.__version__,
             str(jax.config.jax_enable_x64), jax.default_backend(), str(treedef),
             str([(s.shape, str(s.dtype)) for s in specs]), repr(self.static),
         ):  # fmt: skip
