@@ -8,9 +8,9 @@ later process loads it and calls it without tracing the model. XLA's compile ste
 cached by JAX's compile cache.
 
 An artifact is named by a hash of everything that can change the program: the kernel's name,
-the source of every ``dse/**.py`` file, the JAX, jaxlib and Equinox versions, the x64 flag, the backend,
-the input tree (structure and static fields) with every leaf's shape and dtype, and the kernel's
-static settings. A model change gives new names, so a stale artifact is never used; one that
+the source of every ``dse/**.py`` file, the JAX, jaxlib and Equinox versions, the x64 flag, the
+backend, the input tree (structure and static fields) with every leaf's shape and dtype, and
+the kernel's static settings. A model change gives new names, so a stale artifact is never used; one that
 fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
 cache (``<cache>-exported``, see :func:`dse.configure`); without a compile cache nothing is
 written and kernels run as plain ``jit``; inside a caller's trace (``jax.grad``) the function
