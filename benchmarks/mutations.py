@@ -179,6 +179,17 @@ MUTATIONS: tuple[Mutation, ...] = (
         SERVING,
     ),
     Mutation(
+        "harness_ignored", "dse/model/serving.py",
+        'jnp.where(d.harness == HARNESSES.index("in_process"), 0.0, served.request)',
+        "served.request",
+        "in-process benchmark rows charged the API server's request path (serving.py)", SERVING,
+    ),
+    Mutation(
+        "balance_wait_whole_round", "dse/model/system_solve.py",
+        "held = 0.5 * jnp.minimum(", "held = 1.0 * jnp.minimum(",
+        "TRT-LLM attention-DP balance: a prompt waits a whole round (system_solve.py)", SERVING,
+    ),
+    Mutation(
         "pools_handoff_x2", "dse/model/pools.py",
         "safe_div(isl * self.kv_bytes_per_token, handoff_bw)",
         "2.0 * safe_div(isl * self.kv_bytes_per_token, handoff_bw)",

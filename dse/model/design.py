@@ -14,6 +14,13 @@ from jax import Array
 
 PHASES = ("prefill", "decode", "serve")
 MODES = ("agg", "disagg")
+# How a benchmark's client reaches the engine. ``http``: through the framework's API server
+# (tokenization, HTTP, streaming: vLLM/SGLang/trtllm-serve benchmarks, InferenceX, NIM), so
+# each request's TTFT carries the framework's request path (``Runtime.request_seconds``).
+# ``in_process``: MLPerf LoadGen (and trtllm-bench) call the system under test in process with pre-tokenized
+# queries and times the first-token callback (MLPerf Inference rules §"LoadGen"), so no API
+# server or tokenizer is on the path.
+HARNESSES = ("http", "in_process")
 DTYPE_BITS = {"fp4": 4.0, "fp8": 8.0, "bf16": 16.0, "fp16": 16.0}
 
 
@@ -56,6 +63,9 @@ class Design(eqx.Module):
     # Serving framework: index into efficiency.FRAMEWORKS (0 static = GPU time only, 1 trtllm,
     # 2 vllm, 3 sglang); sets the host work per step and how much of it is hidden.
     framework: Array
+    # Benchmark client: index into HARNESSES (0 http, 1 in_process); only a serving row's TTFT
+    # reads it (``serving.py``); the system model serves through the API server.
+    harness: Array
 
     @property
     def gpus(self) -> Array:
@@ -80,7 +90,7 @@ def make_design(**kw: float) -> Design:
         tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
         batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, prefix=0.0, spec_k=0.0,
         spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0, act_bits=0.0,
-        framework=1.0,
+        framework=1.0, harness=0.0,
     )  # fmt: skip
     unknown = set(kw) - set(defaults)
     if unknown:

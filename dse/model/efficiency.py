@@ -228,6 +228,13 @@ class Runtime(eqx.Module):
     max_batch_per_rank: Array  # engine cap on sequences per DP rank (TRT-LLM default 2048)
     chunk_tokens: Array  # prefill tokens per rank per engine step when saturating prefill
     spec_acceptance: Array  # default per-token acceptance when only spec_k is given
+    # TensorRT-LLM's attention-DP balance (``attention_dp_config: enable_balance``): a context
+    # request is held until every DP rank has one, at most ``timeout_iters`` iterations, then
+    # ``batching_wait_iters`` more (system_solve.balance_wait). Values of the public DeepSeek-R1
+    # recipes (InferenceX dsr1 TRT-LLM scripts and TRT-LLM's DeepSeek-R1 deployment guide:
+    # enable_balance true, batching_wait_iters 0, timeout_iters 60).
+    adp_timeout_iters: Array
+    adp_batching_wait_iters: Array
     # Per framework (arrays of shape [len(FRAMEWORKS)]): host ms per step, us per sequence, and
     # the overlapped fraction (see FRAMEWORK_PRIOR).
     fw_step_ms: Array
@@ -261,6 +268,8 @@ RUNTIME_SCALARS = (
     "max_batch_per_rank",
     "chunk_tokens",
     "spec_acceptance",
+    "adp_timeout_iters",
+    "adp_batching_wait_iters",
 )
 
 
@@ -274,6 +283,8 @@ def default_runtime() -> Runtime:
         chunk_tokens=jnp.asarray(8192.0),
         # TRT-LLM blog 2: DeepSeek-R1 MTP nextn=3 accepts 2.82 tokens/step -> alpha ~ 0.75.
         spec_acceptance=jnp.asarray(0.75),
+        adp_timeout_iters=jnp.asarray(60.0),
+        adp_batching_wait_iters=jnp.asarray(0.0),
         fw_step_ms=fw["step_ms"],
         fw_seq_us=fw["seq_us"],
         fw_overlap=fw["overlap"],

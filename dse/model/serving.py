@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .architecture import Architecture
-from .design import Design
+from .design import HARNESSES, Design
 from .efficiency import Efficiency, Runtime, effective_framework
 from .fixed_workload import serve_fixed
 from .hardware import Hardware
@@ -191,10 +191,13 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
     osl = jnp.maximum(d.osl, 1.0)
     rate, tpot = served.rate, served.tpot
     workers = p.decode_workers
+    # The framework's request path (API server, tokenizer, streaming) is on the way of an HTTP
+    # client only; MLPerf LoadGen and trtllm-bench call the engine in process (design.HARNESSES).
+    request = jnp.where(d.harness == HARNESSES.index("in_process"), 0.0, served.request)
     if disagg:
         in_flight = jnp.where(d.concurrency > 0, d.concurrency, p.batch * workers)
         closed_loop = safe_div(in_flight, rate) - d.osl * tpot
-        ttft = jnp.maximum(served.prefill_alone + served.handoff + served.request, closed_loop)
+        ttft = jnp.maximum(served.prefill_alone + served.handoff + request, closed_loop)
         total_gpus = jnp.maximum(d.prefill_gpus + d.decode_gpus, 1.0)
         ps = p.prefill_setup
         per_rank = p.prefill_per_rank(served.uncached)
@@ -215,7 +218,8 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
         bound = jnp.where(served.prefill_rate < decode_rate, 4.0, bound_code(served.step))
     else:
         wanted = jnp.where(d.concurrency > 0, d.concurrency, p.batch)
-        ttft = served.ttft + safe_div(jnp.maximum(wanted - p.batch, 0.0), rate)
+        queue = safe_div(jnp.maximum(wanted - p.batch, 0.0), rate)
+        ttft = served.ttft - served.request + request + queue
         total_gpus = d.gpus
         feasible = c.weights_fit & (c.cap >= 1.0)
         reason = c.reason(feasible, REASONS["no_sequence_fits"])

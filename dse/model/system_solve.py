@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .efficiency import FRAMEWORKS
 from .layer import Segment, Setup
 from .numerics import expected_max_poisson, safe_div
 from .pools import Pools, decode_step, step_extras
@@ -111,6 +112,7 @@ def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> S
         # other prompts admitted with it (``first``: ``admitted_iteration``), then half an
         # iteration passes on average before its first token is returned.
         ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
+        ttft_agg = ttft_agg + balance_wait(p, rate, agg_step.total)
     request = p.decode.rt.request_seconds(p.decode.design.framework)  # host path to 1st token
     return Served(
         rate=rate,
@@ -130,6 +132,28 @@ def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> S
         request=request,
         ttft=jnp.where(disagg, ttft_disagg, ttft_agg) + request,
     )
+
+
+def balance_wait(p: Pools, rate: Array, iteration: Array) -> Array:
+    """Mean time a prompt is held by TensorRT-LLM's attention-DP balance before it is scheduled
+    (aggregated serving, ``dp`` > 1; other frameworks schedule at once).
+
+    With ``enable_balance`` the scheduler holds context requests until every DP rank of the
+    worker has one, so that no rank's prefill stalls the others' decode in the step's
+    collectives, and gives up after ``adp_timeout_iters`` iterations; then it waits
+    ``adp_batching_wait_iters`` more to batch them (TRT-LLM ``GlobalCoordinator``'s batching
+    filter). It holds nothing while some rank has no running sequence. Arrivals (rate/worker,
+    Poisson) are spread over the ranks one each, so a round closes after ``dp`` arrivals,
+    ``(dp - 1) / rate`` after the first, or at the timeout; a prompt arrives uniformly inside
+    its round and waits half of it on average (ASSUMPTION: the water-filling assignment puts a
+    new prompt on a rank without one, as its score's context-request penalty intends)."""
+    d, rt = p.decode.design, p.decode.rt
+    per_worker = safe_div(rate, p.decode_workers)
+    gather = safe_div(d.dp - 1.0, per_worker, 0.0)
+    held = 0.5 * jnp.minimum(gather, rt.adp_timeout_iters * iteration)
+    wait = held + rt.adp_batching_wait_iters * iteration
+    on = (d.framework == FRAMEWORKS.index("trtllm")) & (d.dp > 1.0) & (p.batch >= d.dp)
+    return jnp.where(on, wait, 0.0)
 
 
 def _prompts_per_iteration(p: Pools, seg: Segment, tau: Array) -> Array:
@@ -302,5 +326,3 @@ def _agg_iteration(
     admitted = Segment(jnp.maximum(prompts, 1.0), uncached, past, absorbed=False)
     with_prompts = decode_step(p, sd, batch, k, extra=admitted, plain=first, extras=extras)
     return mix_iterations(decode_only, with_prompts, prompts), first
-
-

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..catalog import Catalog, CatalogError
-from ..model.design import DTYPE_BITS, MODES, PHASES
+from ..model.design import DTYPE_BITS, HARNESSES, MODES, PHASES
 from ..model.efficiency import DEFAULT_FRAMEWORK, FRAMEWORK_ALIASES, framework_code
 from ..values import number
 
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
     "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
-    "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype", "framework",
+    "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype", "framework", "harness",
 )  # fmt: skip
 OUTPUT_COLUMNS = (
     "ttft_ms",
@@ -108,6 +108,10 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
     fw, fw_blank = _choice(row, "framework", tuple(FRAMEWORK_ALIASES), fw_default)
     if fw_blank:
         assumed.append(f"framework={fw_default}")
+    # Blank harness: a client through the framework's API server, as deployments are reached.
+    harness, harness_blank = _choice(row, "harness", HARNESSES, "http")
+    if harness_blank and phase == "serve":
+        assumed.append("harness=http")
     wdt, w_default = _choice(row, "weight_dtype", ("bf16", "fp16", "fp8", "fp4"), "bf16")
     if w_default:
         assumed.append("weight_dtype=bf16")
@@ -234,7 +238,7 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
         batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, prefix=prefix,
         spec_k=spec_k, spec_tokens_per_step=tau or 0.0, prefill_gpus=prefill_gpus,
         decode_gpus=decode_gpus, act_bits=0.0 if a_default else DTYPE_BITS[adt],
-        framework=framework_code(fw),
+        framework=framework_code(fw), harness=float(HARNESSES.index(harness)),
     )  # fmt: skip
     return Scenario(model=model.id, hardware=hw.name, values=values, assumed=assumed)
 

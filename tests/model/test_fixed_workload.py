@@ -10,6 +10,7 @@ model on a fixed-length workload (``dse.model.fixed_workload``).
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -167,3 +168,79 @@ def test_disaggregated_clients_spread_over_the_decode_workers():
     assert np.all(np.asarray(m.feasible) == 1.0)
     assert float(m.batch[0]) == pytest.approx(64.0, rel=1e-9)
     assert float(m.tpot_ms[0]) == pytest.approx(float(m.tpot_ms[1]), rel=1e-9)
+
+
+def _serve(rows, runtime=None):
+    cal = calibration()
+    archs, hws = tables()
+    mi = np.array([r["mi"] for r in rows], np.int32)
+    hi = np.array([r["hi"] for r in rows], np.int32)
+    rt = cal.runtime if runtime is None else runtime
+    return evaluate_many(archs, hws, cal.efficiency, rt, mi, hi, designs(rows))
+
+
+@pytest.mark.parametrize("mode", [0.0, 1.0], ids=["aggregated", "disaggregated"])
+def test_an_in_process_harness_skips_only_the_request_path(mode):
+    """MLPerf LoadGen / trtllm-bench rows (harness 1) reach the engine without its API server:
+    TTFT loses exactly the framework's request path, TPOT and throughput do not move."""
+    base = dict(
+        mi=0, hi=0, tp=1.0, weight_bits=8.0, kv_bits=8.0, phase=2.0, mode=mode, isl=2000.0,
+        osl=500.0, concurrency=4.0, prefill_gpus=2.0, decode_gpus=1.0, framework=1.0,
+    )  # fmt: skip
+    m = _serve([dict(base, harness=0.0), dict(base, harness=1.0)])
+    request = float(calibration().runtime.fw_request_ms[1])
+    assert request > 1.0
+    ttft = np.asarray(m.ttft_ms)
+    assert ttft[0] - ttft[1] == pytest.approx(request, rel=1e-9)
+    np.testing.assert_allclose(np.asarray(m.tpot_ms)[1], np.asarray(m.tpot_ms)[0], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(m.tok_s_gpu)[1], np.asarray(m.tok_s_gpu)[0], rtol=1e-12)
+
+
+def _no_balance(rt, wait_iters=0.0):
+    rt = eqx.tree_at(lambda r: r.adp_timeout_iters, rt, jnp.asarray(0.0))
+    return eqx.tree_at(lambda r: r.adp_batching_wait_iters, rt, jnp.asarray(wait_iters))
+
+
+def test_trtllm_attention_dp_balance_holds_prompts_half_a_round():
+    """TensorRT-LLM with attention DP (dp 8) holds a prompt until every rank has one: half of
+    the (dp - 1) / (requests/s of the worker) it takes to gather them, at most half of
+    ``adp_timeout_iters`` iterations; ``adp_batching_wait_iters`` iterations on top. TPOT and
+    throughput do not move (the wait is outside the engine's steps)."""
+    cal = calibration()
+    # DeepSeek-V3 on 8 B200, attention DP 8 x EP 8; 64 clients: every rank runs sequences.
+    rows = [
+        dict(mi=3, hi=2, tp=1.0, dp=8.0, ep=8.0, weight_bits=8.0, kv_bits=8.0, isl=1024.0,
+             osl=1024.0, concurrency=c, framework=1.0)
+        for c in (64.0, 512.0)
+    ]  # fmt: skip
+    on = _serve(rows)
+    off = _serve(rows, _no_balance(cal.runtime))
+    two = _serve(rows, _no_balance(cal.runtime, wait_iters=2.0))
+    np.testing.assert_allclose(np.asarray(on.tpot_ms), np.asarray(off.tpot_ms), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(on.tok_s_gpu), np.asarray(off.tok_s_gpu), rtol=1e-12)
+    iteration = np.asarray(off.tpot_ms) / 1e3  # no drafting: one token per iteration
+    rate = np.asarray(off.tok_s_gpu) * 8.0 / 1024.0  # requests/s of the one worker
+    timeout = float(cal.runtime.adp_timeout_iters)
+    expected = 0.5 * np.minimum(7.0 / rate, timeout * iteration)
+    held = (np.asarray(on.ttft_ms) - np.asarray(off.ttft_ms)) / 1e3
+    np.testing.assert_allclose(held, expected, rtol=1e-6)
+    assert held[0] > held[1] > 0  # more load: the ranks fill faster
+    extra = (np.asarray(two.ttft_ms) - np.asarray(off.ttft_ms)) / 1e3
+    np.testing.assert_allclose(extra, 2.0 * iteration, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [dict(framework=3.0), dict(dp=1.0, tp=8.0), dict(concurrency=4.0)],
+    ids=["sglang", "no-attention-dp", "a-rank-without-sequences"],
+)
+def test_no_balance_wait_without_trtllm_attention_dp_on_busy_ranks(change):
+    cal = calibration()
+    row = dict(
+        mi=3, hi=2, tp=1.0, dp=8.0, ep=8.0, weight_bits=8.0, kv_bits=8.0, isl=1024.0,
+        osl=1024.0, concurrency=64.0, framework=1.0,
+    )  # fmt: skip
+    row.update(change)
+    on = _serve([row])
+    off = _serve([row], _no_balance(cal.runtime))
+    np.testing.assert_allclose(np.asarray(on.ttft_ms), np.asarray(off.ttft_ms), rtol=1e-12)
