@@ -29,13 +29,35 @@ ALLOWED: dict[str, set[str]] = {
     "values": set(),  # the one number validator
     "exported": set(),  # compiled kernels kept on disk (jax.export), loaded without tracing
     "model": set(),  # the pure core: typed inputs in, metrics out
-    "catalog": {"model", "files", "jax_config", "values"},  # conf/ YAML -> the model's input pytrees
+    "catalog": {
+        "model",
+        "files",
+        "jax_config",
+        "values",
+    },  # conf/ YAML -> the model's input pytrees
     "workload": {"model", "files", "jax_config"},  # sessions, traces -> WorkloadProfile
     "scenarios": {"catalog", "model", "values"},  # table rows -> Design pytrees
     "calibration": {"scenarios", "catalog", "model", "files", "jax_config"},
-    "stack": {"calibration", "catalog", "workload", "model", "files", "values", "exported"},  # the evaluator of systems
+    "stack": {
+        "calibration",
+        "catalog",
+        "workload",
+        "model",
+        "files",
+        "values",
+        "exported",
+    },  # the evaluator of systems
     "predict": {"stack", "calibration", "scenarios", "catalog", "model", "values"},
-    "search": {"stack", "calibration", "workload", "model", "files", "progress", "values"},
+    "search": {
+        "stack",
+        "calibration",
+        "workload",
+        "model",
+        "files",
+        "progress",
+        "values",
+        "jax_config",
+    },  # jax_config: Dask workers are configured like the CLI's process
     "report": {"search", "model", "files", "version"},  # reads result files
     "cli": {"*"},  # the edge: owns JAX settings, progress and the report call
     "__init__": {"*"},  # the public API re-exports

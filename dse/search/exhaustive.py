@@ -11,8 +11,9 @@ a study can persist progress and ``start`` resumes from it. A ``progress``
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,6 +35,46 @@ log = logging.getLogger("dse.search")
 KEEP_ALL_POINTS = 250_000  # above this, only the front is tabulated (memory)
 
 
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """One chunk of the sweep: its point ids, which of them meet the constraints, their
+    objective values and (base system, software) pairs, and, for small spaces, the table."""
+
+    ids: np.ndarray
+    ok: np.ndarray
+    values: np.ndarray
+    pair: np.ndarray
+    table: pd.DataFrame | None
+
+
+def evaluate_span(
+    ev: Evaluator,
+    objectives: tuple[Objective, ...],
+    constraints: tuple[Constraint, ...],
+    keep: bool,
+    lo: int,
+    progress: Progress | None = None,
+) -> ChunkOutcome:
+    """Evaluate the chunk of points ``lo .. lo + chunk`` (a pure function of its inputs, so a
+    chunk gives the same outcome in this process or on a Dask worker)."""
+    ids = np.arange(lo, min(lo + ev.chunk, ev.space.size))
+    cols = ev.decode(ids)
+    metrics = ev.evaluate(cols, progress=progress)  # the first call compiles: a phase
+    ok = meets(metrics, constraints)
+    values = np.stack([metrics[o.metric] for o in objectives], axis=1)
+    table = None
+    if keep:
+        table = ev.frame(cols, metrics)
+        table.insert(0, "point", ids)
+        table["meets_constraints"] = ok
+    return ChunkOutcome(ids, ok, values[ok], cols["_pair"][ok], table)
+
+
+# How a sweep's chunks are evaluated: chunk starts in, their outcomes out in the same order (in
+# this process by default; ``distributed.dask_chunks`` on a Dask cluster).
+Chunks = Callable[[Sequence[int]], Iterator[ChunkOutcome]]
+
+
 def exhaustive_search(
     stack: Stack,
     model: str,
@@ -48,10 +89,15 @@ def exhaustive_search(
     checkpoint: Callable | None = None,
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
+    chunks: Callable[..., Chunks] | None = None,
 ) -> SearchResult:
     """Pareto front of ``objectives`` over every point meeting ``constraints``, per subspace
     (system): the result's front holds each system's own non-dominated points, so systems that
-    never reach the global frontier still show their trade-off; ``global_front`` filters it."""
+    never reach the global frontier still show their trade-off; ``global_front`` filters it.
+
+    ``chunks(ev, objectives, constraints, keep)`` gives the function that evaluates chunks
+    (default: one after another in this process). Whatever runs them, outcomes are merged in
+    chunk order, so the front, the counts and the checkpoints are the same bit for bit."""
     constraints = _as_constraints(constraints)
     ev = evaluator or Evaluator(stack, model, space, chunk=chunk)
     maximize = tuple(o.maximize for o in objectives)
@@ -60,24 +106,23 @@ def exhaustive_search(
     keep = space.size <= KEEP_ALL_POINTS if keep_points is None else keep_points
     tables = []
     progress = progress if progress is not None else Progress()
+    if chunks is None:
+
+        def run(starts: Sequence[int]) -> Iterator[ChunkOutcome]:
+            return (evaluate_span(ev, objectives, constraints, keep, lo, progress) for lo in starts)
+
+    else:
+        run = chunks(ev, objectives, constraints, keep)
     with progress.task(f"sweep {space.size:,} designs", total=space.size, completed=start) as task:
-        for lo in range(start, space.size, ev.chunk):
-            ids = np.arange(lo, min(lo + ev.chunk, space.size))
-            cols = ev.decode(ids)
-            metrics = ev.evaluate(cols, progress=progress)  # the first call compiles: a phase
-            ok = meets(metrics, constraints)
-            values = np.stack([metrics[o.metric] for o in objectives], axis=1)
-            front = _merge_per_system(ev, front, values[ok], ids[ok], cols["_pair"][ok])
-            evaluated += len(ids)
-            feasible += int(ok.sum())
-            if keep:
-                table = ev.frame(cols, metrics)
-                table.insert(0, "point", ids)
-                table["meets_constraints"] = ok
-                tables.append(table)
+        for out in run(range(start, space.size, ev.chunk)):
+            front = _merge_per_system(ev, front, out.values, out.ids[out.ok], out.pair)
+            evaluated += len(out.ids)
+            feasible += int(out.ok.sum())
+            if out.table is not None:
+                tables.append(out.table)
             if checkpoint is not None:
-                checkpoint(int(ids[-1]) + 1, front, (evaluated, feasible))
-            task.advance(len(ids))
+                checkpoint(int(out.ids[-1]) + 1, front, (evaluated, feasible))
+            task.advance(len(out.ids))
     points = pd.concat(tables, ignore_index=True) if tables else None
     return SearchResult(front, evaluated, feasible, space, points, front_frame(ev, front))
 
@@ -129,19 +174,29 @@ class Exhaustive(Engine):
     ``chunk``: designs per compiled call; ``keep_points``: tabulate every point (None: when the
     space has at most :data:`KEEP_ALL_POINTS`); ``resume``: continue an interrupted sweep (small
     spaces, every point tabulated, simply rerun); ``checkpoint_every``: chunks between
-    checkpoints."""
+    checkpoints; ``cluster``: where chunks run — None in this process, ``"local"`` on a Dask
+    ``LocalCluster`` of ``workers`` processes, or a Dask scheduler's address
+    (``tcp://host:8786``, whose workers have dse installed); the tables are the same bit for bit
+    (``distributed.py``)."""
 
     name: ClassVar[str] = "exhaustive"
     chunk: int
     keep_points: bool | None
     resume: bool
     checkpoint_every: int
+    cluster: str | None
+    workers: int
 
     def __post_init__(self):
         object.__setattr__(self, "chunk", count("search.chunk", self.chunk))
         object.__setattr__(
             self, "checkpoint_every", count("search.checkpoint_every", self.checkpoint_every)
         )
+        object.__setattr__(self, "workers", count("search.workers", self.workers))
+        if self.cluster is not None:
+            from .distributed import cluster_address  # Dask only when a cluster is asked for
+
+            object.__setattr__(self, "cluster", cluster_address(self.cluster))
 
     def run(self, problem: Problem, progress: Progress) -> Found:
         space, out = problem.space, problem.out
@@ -161,9 +216,16 @@ class Exhaustive(Engine):
                 save_checkpoint(path, next_start, front, counts, space.size, problem.fingerprint)
 
         evaluator = Evaluator(problem.stack, problem.model, space, chunk=self.chunk)
-        result = exhaustive_search(
-            problem.stack, problem.model, space, problem.objectives, problem.constraints,
-            keep_points=keep, start=start, front=front, counts=counts, checkpoint=checkpoint,
-            evaluator=evaluator, progress=progress,
-        )  # fmt: skip
+        with contextlib.ExitStack() as scope:
+            chunks = None
+            if self.cluster is not None and start < space.size:
+                from .distributed import dask_chunks, dask_client
+
+                client = scope.enter_context(dask_client(self.cluster, self.workers, progress))
+                chunks = dask_chunks(client)
+            result = exhaustive_search(
+                problem.stack, problem.model, space, problem.objectives, problem.constraints,
+                keep_points=keep, start=start, front=front, counts=counts,
+                checkpoint=checkpoint, evaluator=evaluator, progress=progress, chunks=chunks,
+            )  # fmt: skip
         return Found(result)

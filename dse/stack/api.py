@@ -39,6 +39,10 @@ from .config import load_group, system_values
 from .jacobian import CONTINUOUS_FIELDS, FAST_COMPILE, jacobian_batch
 
 
+def _sweep_kernel() -> Kernel:
+    return Kernel("system_sweep", lambda *a: jax.tree.leaves(evaluate_chunk(*a)))
+
+
 class Stack:
     """Catalogs + calibration + cost + one workload, ready to evaluate system designs."""
 
@@ -80,8 +84,19 @@ class Stack:
         self.host_index = {n: i for i, n in enumerate(self.host_names)}
         # The compiled programs, loaded from dse.exported's artifacts when a process has run
         # them before (no tracing of the model), exported on first use otherwise.
-        self._sweep = Kernel("system_sweep", lambda *a: jax.tree.leaves(evaluate_chunk(*a)))
+        self._sweep = _sweep_kernel()
         self._jacobians: dict[tuple[str, ...], Kernel] = {}
+
+    def __getstate__(self) -> dict:
+        """Pickled without its compiled programs (a process's own; ``dse.search`` ships a
+        Stack to Dask workers): the receiving process loads or builds them on first use."""
+        state = dict(self.__dict__)
+        state["_sweep"], state["_jacobians"] = None, {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._sweep = _sweep_kernel()
 
     def design_values(
         self, model: str, system: str | dict, software: str | dict = "default", **overrides

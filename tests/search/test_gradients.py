@@ -87,7 +87,7 @@ def test_gradients_engine_asks_for_the_jacobian_ahead(stack):
     from dse.search.exhaustive import Exhaustive
     from dse.search.gradients import Gradients
 
-    base = Exhaustive(chunk=1024, keep_points=None, resume=True, checkpoint_every=1)
+    base = Exhaustive(chunk=1024, keep_points=None, resume=True, checkpoint_every=1, cluster=None, workers=1)
     problem = Problem(stack, "llama3.1-70b", Path("."))
     with_sens = Gradients(base=base, top=4, sensitivities=True, refine=None)
     (job,) = with_sens.ahead(problem)
