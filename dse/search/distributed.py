@@ -3,7 +3,7 @@ address): chunks become tasks on the cluster's worker processes, each evaluating
 copy of the study's :class:`~dse.search.evaluate.Evaluator` (shipped once to every worker), and
 their outcomes come back to this process, which merges them in chunk order, so the front, the
 counts and the checkpoints (and a resume after ``kill -9``) are bit for bit the single-process
-sweep's (``exhaustive.exhaustive_search``).
+sweep's (``exhaustive.exhaustive_search``; a chunk is ``chunks.evaluate_span``).
 
 Dask distributed (``dask.distributed``: ``LocalCluster``, ``Client``) schedules the tasks; a
 window of ``2 x workers`` chunks is in flight so every worker stays busy while this process
@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 
 from ..jax_config import configure
 from ..progress import Progress
+from .chunks import ChunkOutcome, evaluate_span
 from .evaluate import Evaluator
-from .exhaustive import ChunkOutcome, evaluate_span
 from .objectives import Constraint, Objective
 
 log = logging.getLogger("dse.search")

@@ -24,50 +24,16 @@ from ..progress import Progress
 from ..stack import Stack
 from ..values import count
 from .checkpoint import load_checkpoint, save_checkpoint
+from .chunks import ChunkOutcome, evaluate_span
 from .engine import Engine, Found, Problem, SearchResult
 from .evaluate import Evaluator
-from .objectives import Constraint, Objective, meets
+from .objectives import Constraint, Objective
 from .pareto import Front, pareto_mask
 from .space import Space
 
 log = logging.getLogger("dse.search")
 
 KEEP_ALL_POINTS = 250_000  # above this, only the front is tabulated (memory)
-
-
-@dataclass(frozen=True)
-class ChunkOutcome:
-    """One chunk of the sweep: its point ids, which of them meet the constraints, their
-    objective values and (base system, software) pairs, and, for small spaces, the table."""
-
-    ids: np.ndarray
-    ok: np.ndarray
-    values: np.ndarray
-    pair: np.ndarray
-    table: pd.DataFrame | None
-
-
-def evaluate_span(
-    ev: Evaluator,
-    objectives: tuple[Objective, ...],
-    constraints: tuple[Constraint, ...],
-    keep: bool,
-    lo: int,
-    progress: Progress | None = None,
-) -> ChunkOutcome:
-    """Evaluate the chunk of points ``lo .. lo + chunk`` (a pure function of its inputs, so a
-    chunk gives the same outcome in this process or on a Dask worker)."""
-    ids = np.arange(lo, min(lo + ev.chunk, ev.space.size))
-    cols = ev.decode(ids)
-    metrics = ev.evaluate(cols, progress=progress)  # the first call compiles: a phase
-    ok = meets(metrics, constraints)
-    values = np.stack([metrics[o.metric] for o in objectives], axis=1)
-    table = None
-    if keep:
-        table = ev.frame(cols, metrics)
-        table.insert(0, "point", ids)
-        table["meets_constraints"] = ok
-    return ChunkOutcome(ids, ok, values[ok], cols["_pair"][ok], table)
 
 
 # How a sweep's chunks are evaluated: chunk starts in, their outcomes out in the same order (in

@@ -14,7 +14,8 @@ from dse.search.study import compose
 from tests.support import SMALL_STUDY
 
 ENGINES = {"exhaustive": Exhaustive, "optuna": Optuna, "milp": HardwareMix, "gradient": Gradients,
-           "sensitivities": Gradients, "optuna_large": Optuna, "gradient_optuna": Gradients}  # fmt: skip
+           "sensitivities": Gradients, "optuna_large": Optuna, "gradient_optuna": Gradients,
+           "dask": Exhaustive}  # fmt: skip
 
 
 def _search_config(name: str) -> dict:
