@@ -17,9 +17,9 @@ MODES = ("agg", "disagg")
 # How a benchmark's client reaches the engine. ``http``: through the framework's API server
 # (tokenization, HTTP, streaming: vLLM/SGLang/trtllm-serve benchmarks, InferenceX, NIM), so
 # each request's TTFT carries the framework's request path (``Runtime.request_seconds``).
-# ``in_process``: MLPerf LoadGen (and trtllm-bench) call the system under test in process with pre-tokenized
-# queries and times the first-token callback (MLPerf Inference rules §"LoadGen"), so no API
-# server or tokenizer is on the path.
+# ``in_process``: MLPerf LoadGen (and trtllm-bench) call the system under test in process with
+# pre-tokenized queries and time the first-token callback (MLPerf Inference rules, LoadGen), so
+# no API server or tokenizer is on the path.
 HARNESSES = ("http", "in_process")
 DTYPE_BITS = {"fp4": 4.0, "fp8": 8.0, "bf16": 16.0, "fp16": 16.0}
 

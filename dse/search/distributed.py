@@ -45,19 +45,14 @@ def cluster_address(value) -> str:
 
 
 @contextlib.contextmanager
-def dask_client(cluster: str, workers: int, progress: Progress | None = None):
+def dask_client(cluster: str, workers: int, progress: Progress):
     """A Dask client on a ``LocalCluster`` of ``workers`` single-threaded processes, or on the
     scheduler at ``cluster``; every worker gets dse's JAX settings before any data arrives
     (float64 arrays would otherwise be read as float32)."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:  # pragma: no cover - a dependency of dse
-        raise ValueError(
-            "search.cluster needs Dask distributed; pip install 'dask[distributed]'"
-        ) from None
-    phase = progress.phase if progress is not None else (lambda text: contextlib.nullcontext())
+    from dask.distributed import Client, LocalCluster
+
     with contextlib.ExitStack() as scope:
-        with phase(f"starting the Dask cluster ({cluster})"):
+        with progress.phase(f"starting the Dask cluster ({cluster})"):
             if cluster == LOCAL:
                 local = scope.enter_context(
                     LocalCluster(
@@ -79,42 +74,33 @@ def dask_client(cluster: str, workers: int, progress: Progress | None = None):
         yield client
 
 
-def _span(ev: Evaluator, objectives, constraints, keep: bool, lo: int) -> ChunkOutcome:
-    return evaluate_span(ev, objectives, constraints, keep, lo)
-
-
 def dask_chunks(client):
     """The ``chunks`` strategy of ``exhaustive_search`` on ``client``'s cluster: the evaluator
     is scattered to every worker once, chunks are submitted in order with a window of two per
     worker, and outcomes are yielded in chunk order."""
 
-    def chunks(
+    def run(
         ev: Evaluator,
         objectives: tuple[Objective, ...],
         constraints: tuple[Constraint, ...],
         keep: bool,
-    ):
+        starts: Sequence[int],
+    ) -> Iterator[ChunkOutcome]:
         shipped = client.scatter(ev, broadcast=True)
         window = 2 * max(len(client.scheduler_info()["workers"]), 1)
+        todo, pending = iter(starts), deque()
 
-        def run(starts: Sequence[int]) -> Iterator[ChunkOutcome]:
-            todo = iter(starts)
-            pending: deque = deque()
+        def submit() -> None:
+            lo = next(todo, None)
+            if lo is not None:
+                args = (shipped, objectives, constraints, keep, lo)
+                pending.append(client.submit(evaluate_span, *args, pure=False))
 
-            def submit() -> None:
-                lo = next(todo, None)
-                if lo is not None:
-                    pending.append(
-                        client.submit(_span, shipped, objectives, constraints, keep, lo, pure=False)
-                    )
+        for _ in range(window):
+            submit()
+        while pending:
+            outcome = pending.popleft().result()
+            submit()
+            yield outcome
 
-            for _ in range(window):
-                submit()
-            while pending:
-                outcome = pending.popleft().result()
-                submit()
-                yield outcome
-
-        return run
-
-    return chunks
+    return run

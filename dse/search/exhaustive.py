@@ -36,9 +36,13 @@ log = logging.getLogger("dse.search")
 KEEP_ALL_POINTS = 250_000  # above this, only the front is tabulated (memory)
 
 
-# How a sweep's chunks are evaluated: chunk starts in, their outcomes out in the same order (in
-# this process by default; ``distributed.dask_chunks`` on a Dask cluster).
-Chunks = Callable[[Sequence[int]], Iterator[ChunkOutcome]]
+# How a sweep's chunks are evaluated: (evaluator, objectives, constraints, keep, chunk starts)
+# in, their outcomes out in the same order (in this process by default;
+# ``distributed.dask_chunks`` on a Dask cluster).
+Chunks = Callable[
+    [Evaluator, tuple[Objective, ...], tuple[Constraint, ...], bool, Sequence[int]],
+    Iterator[ChunkOutcome],
+]
 
 
 def exhaustive_search(
@@ -55,14 +59,14 @@ def exhaustive_search(
     checkpoint: Callable | None = None,
     evaluator: Evaluator | None = None,
     progress: Progress | None = None,
-    chunks: Callable[..., Chunks] | None = None,
+    chunks: Chunks | None = None,
 ) -> SearchResult:
     """Pareto front of ``objectives`` over every point meeting ``constraints``, per subspace
     (system): the result's front holds each system's own non-dominated points, so systems that
     never reach the global frontier still show their trade-off; ``global_front`` filters it.
 
-    ``chunks(ev, objectives, constraints, keep)`` gives the function that evaluates chunks
-    (default: one after another in this process). Whatever runs them, outcomes are merged in
+    ``chunks`` evaluates the chunks (default: one after another in this process, the first
+    call's compile shown as a phase). Whatever runs them, outcomes are merged in
     chunk order, so the front, the counts and the checkpoints are the same bit for bit."""
     constraints = _as_constraints(constraints)
     ev = evaluator or Evaluator(stack, model, space, chunk=chunk)
@@ -72,15 +76,13 @@ def exhaustive_search(
     keep = space.size <= KEEP_ALL_POINTS if keep_points is None else keep_points
     tables = []
     progress = progress if progress is not None else Progress()
+    starts = range(start, space.size, ev.chunk)
     if chunks is None:
-
-        def run(starts: Sequence[int]) -> Iterator[ChunkOutcome]:
-            return (evaluate_span(ev, objectives, constraints, keep, lo, progress) for lo in starts)
-
+        outcomes = (evaluate_span(ev, objectives, constraints, keep, lo, progress) for lo in starts)
     else:
-        run = chunks(ev, objectives, constraints, keep)
+        outcomes = chunks(ev, objectives, constraints, keep, starts)
     with progress.task(f"sweep {space.size:,} designs", total=space.size, completed=start) as task:
-        for out in run(range(start, space.size, ev.chunk)):
+        for out in outcomes:
             front = _merge_per_system(ev, front, out.values, out.ids[out.ok], out.pair)
             evaluated += len(out.ids)
             feasible += int(out.ok.sum())
@@ -182,12 +184,16 @@ class Exhaustive(Engine):
                 save_checkpoint(path, next_start, front, counts, space.size, problem.fingerprint)
 
         evaluator = Evaluator(problem.stack, problem.model, space, chunk=self.chunk)
-        with contextlib.ExitStack() as scope:
-            chunks = None
-            if self.cluster is not None and start < space.size:
-                from .distributed import dask_chunks, dask_client
+        cluster = contextlib.nullcontext()
+        if self.cluster is not None and start < space.size:
+            from .distributed import dask_client
 
-                client = scope.enter_context(dask_client(self.cluster, self.workers, progress))
+            cluster = dask_client(self.cluster, self.workers, progress)
+        with cluster as client:
+            chunks = None
+            if client is not None:
+                from .distributed import dask_chunks
+
                 chunks = dask_chunks(client)
             result = exhaustive_search(
                 problem.stack, problem.model, space, problem.objectives, problem.constraints,
