@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "jax_config",
         "values",
     },  # conf/ YAML -> the model's input pytrees
-    "workload": {"model", "files", "jax_config"},  # sessions, traces -> WorkloadProfile
+    "workload": {"model", "files", "jax_config", "values"},  # sessions, traces -> WorkloadProfile
     "scenarios": {"catalog", "model", "values"},  # table rows -> Design pytrees
     "calibration": {"scenarios", "catalog", "model", "files", "jax_config"},
     "stack": {
@@ -51,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
     "search": {
         "stack",
         "calibration",
+        "catalog",
         "workload",
         "model",
         "files",

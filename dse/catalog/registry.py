@@ -18,6 +18,8 @@ from ..files import load_yaml
 from ..jax_config import configure
 from ..model.architecture import Architecture
 from ..model.hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
+from ..model.workload import MAX_LENGTH_CV
+from ..values import number
 
 
 class CatalogError(ValueError):
@@ -54,6 +56,31 @@ class HostEntry:
     raw: dict = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A benchmark dataset's request lengths: means and the spread the model reads
+    (``Design.isl_cv/osl_cv/length_corr``)."""
+
+    name: str  # file stem, e.g. "mlperf-deepseek-r1"
+    title: str
+    isl: float  # mean input tokens
+    osl: float  # mean output tokens
+    isl_cv: float
+    osl_cv: float
+    length_corr: float
+    context_p99: float  # p99 of input + output tokens, as measured on the set
+    raw: dict = field(repr=False, compare=False)
+
+
+# Dataset fields and their ranges: (minimum, maximum). Coefficients of variation up to
+# MAX_LENGTH_CV, correlations in [-1, 1].
+DATASET_FIELDS = {
+    "isl": (1.0, 1e8), "osl": (1.0, 1e8), "isl_cv": (0.0, MAX_LENGTH_CV),
+    "osl_cv": (0.0, MAX_LENGTH_CV), "length_corr": (-1.0, 1.0), "context_p99": (1.0, 1e9),
+}  # fmt: skip
+_DATASET_METADATA = {"title", "samples", "sources", "notes"}
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path) as f:
@@ -80,6 +107,7 @@ class Catalog:
         self.models: dict[str, ModelEntry] = {}
         self.hardware: dict[str, HardwareEntry] = {}
         self.hosts: dict[str, HostEntry] = {}
+        self.datasets: dict[str, DatasetEntry] = {}
         self._model_names: dict[str, str] = {}  # normalized name/alias -> canonical id
         self._load()
 
@@ -139,6 +167,9 @@ class Catalog:
                 raw=data,
             )
 
+        for path in sorted((self.root / "dataset").glob("*.yaml")):
+            self.datasets[path.stem] = _dataset(path, _read_yaml(path))
+
     # ----- name resolution -------------------------------------------------------------------
     def model(self, name: str) -> ModelEntry:
         key = _norm(str(name))
@@ -155,11 +186,41 @@ class Catalog:
             )
         return HostTier.from_mapping(self.hosts[key].values)
 
+    def dataset(self, name: str) -> DatasetEntry:
+        """The benchmark dataset ``name`` (a file stem under ``conf/dataset/``)."""
+        key = _norm(str(name))
+        if key in self.datasets:
+            return self.datasets[key]
+        raise CatalogError(_unknown("dataset", name, list(self.datasets), "conf/dataset/"))
+
     def accelerator(self, name: str) -> HardwareEntry:
         key = str(name).strip().lower().replace("-", "_")
         if key in self.hardware:
             return self.hardware[key]
         raise CatalogError(_unknown("hardware", name, list(self.hardware), "conf/hardware/"))
+
+
+def _dataset(path: Path, data: dict) -> DatasetEntry:
+    """One ``conf/dataset/*.yaml`` file, every field checked (one line on a bad one)."""
+    allowed = set(DATASET_FIELDS) | _DATASET_METADATA
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise CatalogError(
+                f"{path}: unknown field {key!r}{hint} (schema: conf/dataset/README.md)"
+            )
+    values = {}
+    for key, (lo, hi) in DATASET_FIELDS.items():
+        if key not in data:
+            raise CatalogError(f"{path}: missing field {key!r} (schema: conf/dataset/README.md)")
+        try:
+            values[key] = number(f"{path}: {key}", data[key], minimum=lo, maximum=hi)
+        except ValueError as e:
+            raise CatalogError(str(e)) from None
+    if not data.get("sources"):
+        raise CatalogError(f"{path}: no sources; say where the lengths come from")
+    return DatasetEntry(name=path.stem, title=str(data.get("title", path.stem)), raw=data, **values)
 
 
 _HW_METADATA = {"title", "vendor", "kind", "generation", "status", "host", "sources", "notes"}

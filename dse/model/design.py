@@ -52,6 +52,11 @@ class Design(eqx.Module):
     concurrency: Array
     isl: Array
     osl: Array
+    # Shape of the request lengths (``workload.mean_decode_context``): coefficients of variation
+    # of input and output tokens and their correlation; 0 = every request isl in, osl out.
+    isl_cv: Array
+    osl_cv: Array
+    length_corr: Array
     prefix: Array
     spec_k: Array
     spec_tokens_per_step: Array  # mean tokens emitted per target step, >= 1
@@ -88,7 +93,8 @@ def make_design(**kw: float) -> Design:
     TensorRT-LLM)."""
     defaults = dict(
         tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
-        batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, prefix=0.0, spec_k=0.0,
+        batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, isl_cv=0.0, osl_cv=0.0,
+        length_corr=0.0, prefix=0.0, spec_k=0.0,
         spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0, act_bits=0.0,
         framework=1.0, harness=0.0,
     )  # fmt: skip

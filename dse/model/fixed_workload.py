@@ -27,18 +27,37 @@ from .numerics import safe_div
 from .pools import Pools, Trace
 from .system_design import INDEX_FIELDS, SYSTEM_DEFAULTS, SystemDesign
 from .system_solve import PREFILL_UTILIZATION, Served, serve_at, settler
-from .workload import CACHE_GRID_TOKEN_S, WorkloadProfile
+from .workload import (
+    CACHE_GRID_TOKEN_S,
+    WorkloadProfile,
+    context_p99,
+    mean_decode_context,
+)
 
 
-def fixed_profile(isl: Array, osl: Array, prefix: Array, acceptance: Array) -> WorkloadProfile:
-    """Every request ``isl`` in, ``osl`` out, its first ``prefix`` tokens cached: a shared
+def fixed_profile(
+    isl: Array,
+    osl: Array,
+    prefix: Array,
+    acceptance: Array,
+    *,
+    isl_cv: Array | float = 0.0,
+    osl_cv: Array | float = 0.0,
+    length_corr: Array | float = 0.0,
+) -> WorkloadProfile:
+    """Requests of mean ``isl`` in and ``osl`` out, their first ``prefix`` tokens cached: a shared
     prompt that every request re-references stays the most recently used entry of an LRU cache
     and needs only its own few tokens of room, so the hit rate is ``prefix / isl`` at any cache
     size and any load (the capacity-per-rate curve describes reuse across sessions, not one hot
     prefix);
     ``acceptance`` holds the per-token draft acceptance of [MTP, draft model, n-gram]. One
-    request per session, no gap, no sub-agents. (``dse.workload.fixed_length_profile`` is this
-    with its inputs checked.)"""
+    request per session, no gap, no sub-agents. ``isl_cv``, ``osl_cv`` and ``length_corr``
+    describe how the lengths vary around those means (a benchmark dataset's spread; 0 = every
+    request the same): they set the output-weighted decode context and the p99 context
+    (``workload.mean_decode_context``, ``workload.context_p99``). Prefill is priced at the mean
+    prompt: its attention term, the only one not linear in the prompt length, is under 5 % of
+    prefill FLOPs at the MLPerf sets' prompt lengths. (``dse.workload.fixed_length_profile`` is
+    this with its inputs checked.)"""
     osl = jnp.maximum(osl, 1.0)
     prefix = jnp.clip(prefix, 0.0, isl)
     hit = safe_div(prefix, jnp.maximum(isl, 1.0), 0.0)
@@ -50,8 +69,8 @@ def fixed_profile(isl: Array, osl: Array, prefix: Array, acceptance: Array) -> W
         new_tokens=jnp.maximum(isl - prefix, 1.0),
         reusable_fraction=hit,
         prefill_past=prefix,
-        decode_context=isl + 0.5 * osl,
-        max_context=isl + osl,
+        decode_context=mean_decode_context(isl, osl, isl_cv, osl_cv, length_corr),
+        max_context=context_p99(isl, osl, isl_cv, osl_cv, length_corr),
         gap_s=zero,
         requests_per_session=one,
         session_input_tokens=isl,
@@ -68,7 +87,11 @@ def fixed_profile(isl: Array, osl: Array, prefix: Array, acceptance: Array) -> W
 def fixed_workload(design: Design, acceptance: Array) -> WorkloadProfile:
     """The fixed-length workload of a ``dse predict`` row; ``acceptance``: the per-token draft
     acceptance of every speculation method."""
-    return fixed_profile(design.isl, design.osl, design.prefix, jnp.stack([acceptance] * 3))
+    d = design
+    return fixed_profile(
+        d.isl, d.osl, d.prefix, jnp.stack([acceptance] * 3),
+        isl_cv=d.isl_cv, osl_cv=d.osl_cv, length_corr=d.length_corr,
+    )  # fmt: skip
 
 
 def prefill_layout(design: Design) -> tuple[Array, Array, Array]:

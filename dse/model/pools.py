@@ -42,7 +42,8 @@ def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) ->
     z = jnp.zeros_like(tp)
     return Design(
         tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
-        phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, prefix=z,
+        phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, isl_cv=z, osl_cv=z,
+        length_corr=z, prefix=z,
         spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
         framework=effective_framework(hw.sram_first, sd.framework), harness=z,
     )  # fmt: skip

@@ -42,6 +42,7 @@ from .numerics import finite_or, safe_div, safe_pow
 from .reasons import REASONS
 from .step import draft_cost, forward_cost
 from .system_solve import PREFILL_UTILIZATION
+from .workload import mean_decode_context
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
 
@@ -68,7 +69,8 @@ def tokens_per_step(design: Design, acceptance: Array) -> Array:
 
 
 def decode_context(design: Design) -> Array:
-    return design.isl + 0.5 * design.osl
+    d = design
+    return mean_decode_context(d.isl, d.osl, d.isl_cv, d.osl_cv, d.length_corr)
 
 
 def _metrics(

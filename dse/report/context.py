@@ -157,9 +157,7 @@ def _sourced(section: dict, keys) -> list[tuple[str, str, str]]:
 def build_context(review: Review, figures: list, files: list[str]) -> dict:
     run, s, cfg = review.run, review.run.summary, review.run.config
     hardware = sorted(review.errors)
-    cal = load_yaml((conf_dir() / "calibration" / "default.yaml").read_text()).get(
-        "provenance", {}
-    )
+    cal = load_yaml((conf_dir() / "calibration" / "default.yaml").read_text()).get("provenance", {})
     model_cfg = cfg.get("model") or {}
     first = review.top.iloc[0] if len(review.top) else None
     return {
@@ -187,8 +185,14 @@ def _workload_title(cfg: dict) -> str:
     """``traffic:`` (fixed-length benchmark requests) replaces the workload preset when given."""
     t = cfg.get("traffic")
     if t:
-        return (f"fixed-length requests, {fmt(t.get('isl'))} input / {fmt(t.get('osl'))} output "
-                f"tokens, {fmt(t.get('prefix', 0))} cached prefix")  # fmt: skip
+        if t.get("dataset"):
+            return (f"requests of dataset {t['dataset']} (conf/dataset/), "
+                    f"{fmt(t.get('prefix', 0))} cached prefix")  # fmt: skip
+        spread = any(t.get(k) for k in ("isl_cv", "osl_cv"))
+        return (f"{'variable' if spread else 'fixed'}-length requests, {fmt(t.get('isl'))} input "
+                f"/ {fmt(t.get('osl'))} output tokens"
+                + (f" (cv {fmt(t.get('isl_cv', 0))} / {fmt(t.get('osl_cv', 0))})" if spread else "")
+                + f", {fmt(t.get('prefix', 0))} cached prefix")  # fmt: skip
     return str((cfg.get("workload") or {}).get("title") or "")
 
 

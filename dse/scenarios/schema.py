@@ -15,12 +15,14 @@ import pandas as pd
 from ..catalog import Catalog, CatalogError
 from ..model.design import DTYPE_BITS, HARNESSES, MODES, PHASES
 from ..model.efficiency import DEFAULT_FRAMEWORK, FRAMEWORK_ALIASES, framework_code
+from ..model.workload import MAX_LENGTH_CV
 from ..values import number
 
 INPUT_COLUMNS = (
     "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
     "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
     "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype", "framework", "harness",
+    "dataset", "isl_cv", "osl_cv", "length_corr",
 )  # fmt: skip
 OUTPUT_COLUMNS = (
     "ttft_ms",
@@ -181,6 +183,15 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
 
     isl = _number(row, "isl", integer=True, minimum=1, maximum=MAX_TOKENS)
     osl = _number(row, "osl", integer=True, minimum=1, maximum=MAX_TOKENS)
+    # A named dataset (conf/dataset/) gives the spread of the lengths, and their means where
+    # the row leaves isl/osl blank; explicit isl_cv/osl_cv/length_corr cells win over it.
+    dataset = None if _blank(row.get("dataset")) else catalog.dataset(str(row["dataset"]))
+    if dataset is not None and isl is None:
+        isl = dataset.isl
+        assumed.append(f"isl={isl:g} (mean of dataset {dataset.name})")
+    if dataset is not None and osl is None and phase != "prefill":
+        osl = dataset.osl
+        assumed.append(f"osl={osl:g} (mean of dataset {dataset.name})")
     if isl is None:
         isl = 1024.0
         assumed.append("isl=1024")
@@ -188,6 +199,16 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
         osl = 1.0 if phase == "prefill" else 1024.0
         if phase != "prefill":
             assumed.append("osl=1024")
+    shape = {}
+    for col, lo, hi in (("isl_cv", 0.0, MAX_LENGTH_CV), ("osl_cv", 0.0, MAX_LENGTH_CV),
+                        ("length_corr", -1.0, 1.0)):  # fmt: skip
+        v = _number(row, col, minimum=lo, maximum=hi)
+        shape[col] = v if v is not None else getattr(dataset, col, 0.0)
+    if dataset is not None:
+        assumed.append(
+            f"length spread of dataset {dataset.name} (cv in {shape['isl_cv']:.2f}, "
+            f"out {shape['osl_cv']:.2f}, corr {shape['length_corr']:.2f})"
+        )
     prefix = _number(row, "prefix", integer=True, maximum=MAX_TOKENS) or 0.0
     if prefix >= isl:
         raise ValueError(
@@ -235,7 +256,8 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
     values = dict(
         tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=DTYPE_BITS[wdt], kv_bits=DTYPE_BITS[kdt],
         phase=float(PHASES.index(phase)), mode=float(MODES.index(mode)),
-        batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, prefix=prefix,
+        batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, **shape,
+        prefix=prefix,
         spec_k=spec_k, spec_tokens_per_step=tau or 0.0, prefill_gpus=prefill_gpus,
         decode_gpus=decode_gpus, act_bits=0.0 if a_default else DTYPE_BITS[adt],
         framework=framework_code(fw), harness=float(HARNESSES.index(harness)),

@@ -34,7 +34,7 @@ from ..files import conf_dir
 from ..progress import Progress, make_progress
 from ..stack import Stack
 from ..stack.config import load_group
-from ..values import count
+from ..values import count, number
 from .engine import Engine, Found, Problem, Unfinished, engine_config, engine_from_config
 from .objectives import Objective, parse_constraints, parse_objectives
 from .results import (
@@ -85,13 +85,48 @@ def _stack(cfg: dict, choices: dict) -> tuple[Stack, str]:
             )
     sessions = count("sessions", setting(cfg, "sessions"))
     if traffic:
-        from ..workload.fixed import fixed_length_profile
-
-        t = dict(traffic)
-        profile = fixed_length_profile(float(t["isl"]), float(t["osl"]), float(t.get("prefix", 0)))
+        profile = traffic_profile(dict(traffic))
         return Stack(profile, cost=cost_name, cost_overrides=cost_over), "fixed"
     workload = choices.get("workload") or "agentic_coding"
     return Stack(workload, cost=cost_name, cost_overrides=cost_over, sessions=sessions), workload
+
+
+TRAFFIC_KEYS = ("isl", "osl", "prefix", "dataset", "isl_cv", "osl_cv", "length_corr")
+
+
+def traffic_profile(traffic: dict):
+    """The profile of a study's fixed-length ``traffic:`` (``conf/dse.yaml``). A ``dataset``
+    (``conf/dataset/``) gives the lengths' spread, and ``isl``/``osl`` where they are left out;
+    keys given beside it win."""
+    from ..catalog import load_catalog
+    from ..workload.fixed import fixed_length_profile
+
+    for key in traffic:
+        if key not in TRAFFIC_KEYS:
+            close = difflib.get_close_matches(str(key), TRAFFIC_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"traffic.{key} is not a traffic setting{hint} (known: {', '.join(TRAFFIC_KEYS)})"
+            )
+    name = traffic.get("dataset")
+    dataset = load_catalog().dataset(str(name)) if name else None
+    values = {}
+    for key in ("isl", "osl", "isl_cv", "osl_cv", "length_corr"):
+        v = traffic.get(key)
+        if v is None and dataset is not None:
+            v = getattr(dataset, key)
+        if v is None and key in ("isl", "osl"):
+            raise ValueError(
+                f"traffic.{key} is missing; give traffic.{key} or a traffic.dataset from "
+                "conf/dataset/"
+            )
+        values[key] = number(f"traffic.{key}", v if v is not None else 0.0,
+                             minimum=-1.0 if key == "length_corr" else 0.0)  # fmt: skip
+    prefix = number("traffic.prefix", traffic.get("prefix") or 0.0)
+    return fixed_length_profile(
+        values["isl"], values["osl"], prefix, isl_cv=values["isl_cv"],
+        osl_cv=values["osl_cv"], length_corr=values["length_corr"],
+    )  # fmt: skip
 
 
 def _same(a, b) -> bool:

@@ -35,7 +35,8 @@ import numpy as np
 
 from dse.jax_config import configure
 from dse.model.fixed_workload import fixed_profile
-from dse.model.workload import WorkloadProfile
+from dse.model.workload import MAX_LENGTH_CV, WorkloadProfile
+from dse.values import number
 from dse.workload.params import SessionParams
 from dse.workload.profile import _f64
 
@@ -45,13 +46,19 @@ def fixed_length_profile(
     osl: float,
     prefix: float = 0.0,
     params: SessionParams | None = None,
+    *,
+    isl_cv: float = 0.0,
+    osl_cv: float = 0.0,
+    length_corr: float = 0.0,
 ) -> WorkloadProfile:
     """Profile of a steady stream of independent requests of ``isl`` prompt and ``osl`` output
     tokens (aiconfigurator-style benchmark traffic). ``prefix``: cached prompt tokens per request
     (aiconfigurator's ``--prefix``; 0 = no reuse). ``params`` supplies the speculative acceptance
-    (default: ``SessionParams()``)."""
+    (default: ``SessionParams()``). ``isl_cv``, ``osl_cv``, ``length_corr``: the spread of a
+    dataset's lengths around those means (``conf/dataset/``; 0 = every request the same)."""
     configure()
     isl, osl, prefix = float(isl), float(osl), float(prefix)
+    check_length_shape(isl_cv, osl_cv, length_corr)
     if not (np.isfinite(isl) and isl >= 1.0):
         raise ValueError(f"isl={isl:g} must be a finite number of prompt tokens >= 1")
     if not (np.isfinite(osl) and osl >= 1.0):
@@ -60,7 +67,17 @@ def fixed_length_profile(
         raise ValueError(f"prefix={prefix:g} must be >= 0 and below isl={isl:g}")
     p = params if params is not None else SessionParams()
     acceptance = [p.spec_acceptance_mtp, p.spec_acceptance_draft, p.spec_acceptance_ngram]
-    return fixed_profile(_f64(isl), _f64(osl), _f64(prefix), _f64(acceptance))
+    return fixed_profile(
+        _f64(isl), _f64(osl), _f64(prefix), _f64(acceptance),
+        isl_cv=_f64(isl_cv), osl_cv=_f64(osl_cv), length_corr=_f64(length_corr),
+    )  # fmt: skip
 
 
-__all__ = ["fixed_length_profile"]
+def check_length_shape(isl_cv: float, osl_cv: float, length_corr: float) -> None:
+    """Raise one line if the length moments are not a possible dataset's."""
+    for name, v in (("isl_cv", isl_cv), ("osl_cv", osl_cv)):
+        number(name, v, maximum=MAX_LENGTH_CV)  # std / mean; 0 = all requests the same
+    number("length_corr", length_corr, minimum=-1.0, maximum=1.0)
+
+
+__all__ = ["check_length_shape", "fixed_length_profile"]

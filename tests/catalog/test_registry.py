@@ -35,3 +35,17 @@ def test_unknown_architecture_field_is_rejected(tmp_path):
     f.write_text(f.read_text().replace("hidden_size:", "hiden_size:"))
     with pytest.raises(CatalogError, match="hiden_size"):
         Catalog(root)
+
+
+def test_datasets_load_with_their_moments_and_misspelt_fields_are_refused(tmp_path):
+    root = _copy_conf(tmp_path)
+    shutil.copytree(conf_dir() / "dataset", root / "dataset")
+    d = Catalog(root).dataset("MLPerf_DeepSeek-R1")  # names are case/underscore tolerant
+    assert (d.isl, d.osl) == (803.8, 4043.4) and d.osl_cv > 1.0 > d.isl_cv > 0.0
+    f = root / "dataset" / "mlperf-openorca.yaml"
+    f.write_text(f.read_text().replace("osl_cv:", "osl_cvv:"))
+    with pytest.raises(CatalogError, match=r"unknown field 'osl_cvv'; did you mean 'osl_cv'"):
+        Catalog(root)
+    f.write_text(f.read_text().replace("osl_cvv: 0.7873", "osl_cv: -2"))
+    with pytest.raises(CatalogError, match=r"mlperf-openorca.yaml: osl_cv=-2 is below 0"):
+        Catalog(root)

@@ -29,8 +29,12 @@ REL = 1e-6
 
 def _rows(n: int, seed: int, mode: float) -> list[dict]:
     rows = []
-    for r in random_rows(n, seed):
+    # Half the rows with a dataset's length spread (conf/dataset/), so both paths read it.
+    spread = np.random.default_rng(seed + 1000).uniform([0, 0, -1], [1, 2, 1], size=(n, 3))
+    spread[::2] = 0.0
+    for r, (isl_cv, osl_cv, corr) in zip(random_rows(n, seed), spread):
         r = dict(r, phase=2.0, mode=mode, spec_tokens_per_step=0.0)  # tau from the acceptance
+        r.update(isl_cv=isl_cv, osl_cv=osl_cv, length_corr=corr)
         if mode == 1.0:
             r["decode_gpus"] = max(r["decode_gpus"], r["tp"] * r["pp"] * r["dp"])
             r["prefill_gpus"] = max(r["prefill_gpus"], 1.0)

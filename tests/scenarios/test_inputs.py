@@ -53,7 +53,10 @@ def test_queue_beyond_capacity_and_ignored_pools_are_stated(catalog):
             dict(tp=8, mode="disagg", phase="serve", prefill_gpus=8, decode_gpus=20),
             "not a multiple of one decode worker",
         ),
-        (dict(tp=1, weight_dtype="bf16", model="llama3.1-405b"), "row 2 (id r): decode/attention weights"),
+        (
+            dict(tp=1, weight_dtype="bf16", model="llama3.1-405b"),
+            "row 2 (id r): decode/attention weights",
+        ),
     ],
 )
 def test_reasons_name_the_row(catalog, row, message):
@@ -61,3 +64,45 @@ def test_reasons_name_the_row(catalog, row, message):
     out = predict_frame(pd.DataFrame([{**base, **row}]), catalog)
     assert not bool(out["feasible"].iloc[0])
     assert message in out["reason"].iloc[0]
+
+
+def _dsr1_rows(**extra):
+    base = dict(model="deepseek-r1", hardware="b200", tp=1, dp=8, ep=8, weight_dtype="fp4",
+                kv_dtype="fp8", isl=804, osl=3736, harness="in_process", framework="trtllm")  # fmt: skip
+    return pd.DataFrame([dict(base, id="fixed"), dict(base, id="dataset", **extra)])
+
+
+def test_a_dataset_row_holds_fewer_and_longer_sequences(catalog):
+    """MLPerf DeepSeek-R1 offline on 8 B200 (DEP8): the set's long output tail doubles the
+    context each running sequence holds, so half as many fit and throughput falls; the row
+    says which spread it used."""
+    out = predict_frame(_dsr1_rows(dataset="mlperf-deepseek-r1"), catalog)
+    assert out["feasible"].all()
+    fixed, spread = out.iloc[0], out.iloc[1]
+    assert spread["batch_used"] < 0.6 * fixed["batch_used"]
+    assert spread["tok_s_gpu"] < 0.85 * fixed["tok_s_gpu"]
+    assert "length spread of dataset mlperf-deepseek-r1 (cv in 0.50, out 1.25" in spread["assumed"]
+    assert "dataset" not in fixed["assumed"]
+
+
+def test_a_dataset_fills_blank_lengths_and_explicit_cells_win(catalog):
+    df = _dsr1_rows(dataset="mlperf-deepseek-r1", osl_cv=0.0, isl=None, osl=None)
+    out = predict_frame(df.iloc[[1]], catalog)
+    notes = out["assumed"].iloc[0]
+    assert "isl=803.8 (mean of dataset mlperf-deepseek-r1)" in notes
+    assert "osl=4043.4 (mean of dataset mlperf-deepseek-r1)" in notes
+    assert "out 0.00" in notes  # the row's osl_cv=0 beats the dataset's 1.25
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (dict(dataset="mlperf-deepsek-r1"), "did you mean 'mlperf-deepseek-r1'"),
+        (dict(length_corr=1.5), "column length_corr=1.5 is above 1"),
+        (dict(osl_cv=-1), "column osl_cv=-1 is below 0"),
+    ],
+)
+def test_bad_length_spreads_are_one_line_reasons(catalog, extra, message):
+    out = predict_frame(_dsr1_rows(**extra).iloc[[1]], catalog)
+    assert not bool(out["feasible"].iloc[0])
+    assert message in out["reason"].iloc[0] and "\n" not in out["reason"].iloc[0]

@@ -188,7 +188,9 @@ def test_same_seed_and_config_give_byte_identical_tables(tmp_path, engine):
     for k in range(2):
         out = tmp_path / f"run{k}"
         run(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=out)
-        runs.append({p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")})
+        runs.append(
+            {p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")}
+        )
     assert {"frontier.parquet", "frontier.csv", "best.csv", "points.parquet"} <= set(runs[0])
     assert runs[0] == runs[1]
 
@@ -275,3 +277,21 @@ def test_stdout_has_only_dse_lines_on_a_first_run_of_matplotlib(tmp_path):
     assert (tmp_path / "mpl").is_dir()  # matplotlib did build its font cache in this run
     assert "matplotlib" not in done.stdout and "fontManager" not in done.stdout
     assert "written to" in done.stdout  # dse's own summary is there
+
+
+def test_fixed_traffic_takes_a_dataset_and_refuses_unknown_keys():
+    from dse.search.study import traffic_profile
+
+    named = traffic_profile({"dataset": "mlperf-deepseek-r1"})
+    assert float(named.input_tokens) == 803.8 and float(named.output_tokens) == 4043.4
+    assert float(named.decode_context) == pytest.approx(5826.0, abs=1.0)
+    given = traffic_profile({"dataset": "mlperf-deepseek-r1", "osl": 2000, "osl_cv": 0})
+    assert float(given.decode_context) == pytest.approx(803.8 * 1.0 + 1000.0)  # rho*cv_o = 0
+    plain = traffic_profile({"isl": 4000, "osl": 500})
+    assert float(plain.decode_context) == 4250.0
+    with pytest.raises(
+        ValueError, match=r"traffic.osl_vc is not a traffic setting; did you mean 'osl_cv'"
+    ):
+        traffic_profile({"isl": 4000, "osl": 500, "osl_vc": 1})
+    with pytest.raises(ValueError, match=r"traffic.isl is missing"):
+        traffic_profile({"osl": 500})

@@ -100,3 +100,25 @@ def test_longer_prompts_lower_throughput_and_raise_ttft(evaluated):
     assert (long["tok_s_per_unit"] < short["tok_s_per_unit"]).all()
     assert (long["ttft_ms"] > short["ttft_ms"]).all()
     assert (long["tpot_ms"] > short["tpot_ms"]).all()  # longer context per decode step
+
+
+def test_a_length_spread_lengthens_the_decode_context_and_the_p99():
+    """MLPerf DeepSeek-R1's moments: the output-weighted context is 2.06x isl + osl/2 (the
+    samples' own figure, conf/dataset/mlperf-deepseek-r1.yaml), the p99 context beyond the
+    mean's; prefill and everything else stays at the means."""
+    fixed = fixed_length_profile(803.8, 4043.4)
+    spread = fixed_length_profile(803.8, 4043.4, isl_cv=0.5047, osl_cv=1.2526, length_corr=-0.3377)
+    assert float(spread.decode_context) == pytest.approx(5826.0, abs=1.0)
+    assert float(fixed.decode_context) == pytest.approx(803.8 + 4043.4 / 2)
+    assert float(spread.max_context) > 4 * float(fixed.max_context)
+    for name in ("input_tokens", "output_tokens", "new_tokens", "prefill_past"):
+        assert float(getattr(spread, name)) == float(getattr(fixed, name)), name
+
+
+@pytest.mark.parametrize(
+    "shape", [dict(isl_cv=-0.1), dict(osl_cv=11.0), dict(length_corr=1.5), dict(osl_cv="x")]
+)
+def test_impossible_length_spreads_are_refused_in_one_line(shape):
+    with pytest.raises(ValueError) as e:
+        fixed_length_profile(1000, 100, **shape)
+    assert "\n" not in str(e.value) and next(iter(shape)) in str(e.value)
