@@ -1,7 +1,7 @@
 """Measured operating points → model inputs and targets, ready for a differentiable loss.
 
 Targets per row are whichever of ``ttft_ms, tpot_ms, tok_s_user, tok_s_gpu, input_tok_s_gpu``
-were measured (``tok_s_user`` only where TPOT is absent: it is 1000/TPOT). Weights follow the
+were measured (and ``ttft_ms_p99, tpot_ms_p99``, compared but never fitted) (``tok_s_user`` only where TPOT is absent: it is 1000/TPOT). Weights follow the
 source's stated confidence, and serving TTFT is down-weighted because it is dominated by
 load-dependent queueing that a mean-value model only approximates.
 """
@@ -19,7 +19,11 @@ from ..model.batched import stack
 from ..model.design import Design
 from ..scenarios.schema import parse_frame
 
-METRICS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu")
+METRICS = ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu", "ttft_ms_p99",
+           "tpot_ms_p99")  # fmt: skip
+# Percentiles are compared, never fitted (weight 0): they test the spread model
+# (``dse.model.tails``), whose parameters all come from the workload and the means.
+PERCENTILE_METRICS = ("ttft_ms_p99", "tpot_ms_p99")
 CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.35}
 METRIC_WEIGHT = {
     "ttft_ms": 0.3,
@@ -27,6 +31,8 @@ METRIC_WEIGHT = {
     "tok_s_user": 1.0,
     "tok_s_gpu": 1.0,
     "input_tok_s_gpu": 1.0,
+    "ttft_ms_p99": 0.0,
+    "tpot_ms_p99": 0.0,
 }
 
 

@@ -20,7 +20,15 @@ from .data import METRICS, default_measurements_path, load_measurements
 from .fit import fit, frameworks_seen, free_fields, predict_metrics, theta_to_calibration
 from .kernels import evidence_table, evidenced, fit_kernels, load_kernel_rows, residuals
 from .params import Calibration, default_calibration_path
-from .validate import cross_validate, error_report_markdown, errors_frame, phase_group, summary
+from .validate import (
+    cross_validate,
+    error_report_markdown,
+    errors_frame,
+    grouped,
+    phase_group,
+    summary,
+    tail_table,
+)
 
 
 def calibrate(
@@ -75,7 +83,8 @@ def calibrate(
     ]
     cal.provenance["outside_evidence"] = [
         f"{r.field} ({r.generation}) = {r.value:.4g}, evidence {r.low:g}-{r.high:g}"
-        for r in evidence.itertuples() if not r.inside
+        for r in evidence.itertuples()
+        if not r.inside
     ]
     path = Path(output) if output else default_calibration_path()
     residuals(kernel_eff, rows).to_csv(path.parent / "kernel_residuals.csv", index=False)
@@ -88,7 +97,8 @@ def calibrate(
     ]  # fmt: skip
     cal.provenance["outside_evidence"] += [
         f"{r['field']} ({r['generation']}) = {r['value']:.4g}, evidence {r['low']:g}-{r['high']:g}"
-        for r in fw_rows if not r["inside"]
+        for r in fw_rows
+        if not r["inside"]
     ]
     cal.save(path)
     pd.concat([evidence, pd.DataFrame(fw_rows)]).to_csv(path.parent / "evidence.csv", index=False)
@@ -121,7 +131,11 @@ def print_calibration(cal: Calibration, evidence: pd.DataFrame) -> None:
         for f, (lo, hi, src) in FRAMEWORK_EVIDENCE.items():
             vals = fw.loc[fw["fitted"], f]
             out = vals[(vals < lo) | (vals > hi)]
-            note = "" if out.empty else f"  OUTSIDE: {', '.join(f'{n}={v:.3g}' for n, v in out.items())}"
+            note = (
+                ""
+                if out.empty
+                else f"  OUTSIDE: {', '.join(f'{n}={v:.3g}' for n, v in out.items())}"
+            )
             print(f"  {f}: evidence {lo:g}-{hi:g} ({src}){note}")
         print(f"max_batch_per_rank = {float(rt.max_batch_per_rank):.0f}")
 
@@ -131,7 +145,12 @@ def _print_tables(errors: pd.DataFrame, title: str) -> None:
     print(f"\n== {title}: absolute % error (median, p90) ==")
     for by in ("phase_metric", "batch_band", "framework", "source", "hardware", "model"):
         with pd.option_context("display.width", 160):
-            print(summary(errors, by).to_string())
+            print(summary(grouped(errors, by), by).to_string())
+            print()
+    tails = tail_table(errors)
+    if len(tails):
+        with pd.option_context("display.width", 160):
+            print(tails.to_string())
             print()
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..model.efficiency import FRAMEWORKS, Runtime
-from .data import METRICS, CalibrationData
+from .data import METRICS, PERCENTILE_METRICS, CalibrationData
 from .fit import fit, predict_metrics
 
 
@@ -112,16 +112,54 @@ def markdown_table(frame: pd.DataFrame, index_name: str) -> str:
     return "\n".join(lines)
 
 
+GROUPS = (
+    ("phase_metric", "phase:metric"),
+    ("batch_band", "batch band (sequences in flight)"),
+    ("framework", "framework"),
+    ("hardware", "hardware"),
+    ("model", "model"),
+    ("source", "source"),
+)
+
+
+def grouped(errors: pd.DataFrame, by: str) -> pd.DataFrame:
+    """The rows a group table summarizes: every metric by phase:metric; the means only by the
+    other groupings (percentiles have their own table, ``tail_table``)."""
+    if by == "phase_metric":
+        return errors
+    return errors[~errors["metric"].isin(PERCENTILE_METRICS)]
+
+
+def tail_table(errors: pd.DataFrame) -> pd.DataFrame:
+    """Per percentile metric: |error| of the p99 itself and of its ratio to the mean (p99 /
+    mean, measured against predicted: the spread model alone, without the mean's error)."""
+    rows = {}
+    for p99 in PERCENTILE_METRICS:
+        mean = p99.removesuffix("_p99")
+        a = errors[errors["metric"] == p99].set_index("id")
+        b = errors[errors["metric"] == mean].set_index("id")
+        both = a.join(b, lsuffix="_p99", rsuffix="_mean", how="inner")
+        if both.empty:
+            continue
+        ratio_meas = both["measured_p99"] / both["measured_mean"]
+        ratio_pred = both["predicted_p99"] / both["predicted_mean"]
+        ratio_err = (100.0 * (ratio_pred - ratio_meas) / ratio_meas).abs()
+        rows[p99] = {
+            "n": len(both),
+            "p99_median_abs_pct": both["error_pct_p99"].abs().median(),
+            "ratio_measured_median": ratio_meas.median(),
+            "ratio_predicted_median": ratio_pred.median(),
+            "ratio_median_abs_pct": ratio_err.median(),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
 def error_report_markdown(errors: pd.DataFrame, title: str) -> str:
     errors = errors.assign(phase_metric=phase_group(errors))
     parts = [f"**{title}**", ""]
-    for by, name in (
-        ("phase_metric", "phase:metric"),
-        ("batch_band", "batch band (sequences in flight)"),
-        ("framework", "framework"),
-        ("hardware", "hardware"),
-        ("model", "model"),
-        ("source", "source"),
-    ):
-        parts += [markdown_table(summary(errors, by), name), ""]
+    for by, name in GROUPS:
+        parts += [markdown_table(summary(grouped(errors, by), by), name), ""]
+    tails = tail_table(errors)
+    if len(tails):
+        parts += [markdown_table(tails, "percentile (p99 / mean: the spread alone)"), ""]
     return "\n".join(parts)

@@ -71,6 +71,9 @@ def fixed_profile(
         prefill_past=prefix,
         decode_context=mean_decode_context(isl, osl, isl_cv, osl_cv, length_corr),
         max_context=context_p99(isl, osl, isl_cv, osl_cv, length_corr),
+        # A fixed prefix: what varies is the uncached rest of the prompt.
+        new_tokens_cv=safe_div(isl * isl_cv, jnp.maximum(isl - prefix, 1.0), 0.0),
+        output_cv=jnp.zeros_like(isl) + osl_cv,
         gap_s=zero,
         requests_per_session=one,
         session_input_tokens=isl,

@@ -20,8 +20,14 @@ def bound_code(cost: Cost) -> Array:
 class Metrics(eqx.Module):
     """Per design point. Times in ms, rates per second, memory in GB; never NaN."""
 
-    ttft_ms: Array
+    ttft_ms: Array  # means
     tpot_ms: Array
+    ttft_ms_p50: Array  # percentiles over requests (``tails.py``; = the mean where nothing
+    ttft_ms_p90: Array  # varies, e.g. a phase-isolated static batch)
+    ttft_ms_p99: Array
+    tpot_ms_p50: Array
+    tpot_ms_p90: Array
+    tpot_ms_p99: Array
     tok_s_user: Array
     tok_s_gpu: Array  # output tokens/s per GPU
     input_tok_s_gpu: Array  # uncached prompt tokens/s per GPU

@@ -42,6 +42,7 @@ from .numerics import finite_or, safe_div, safe_pow
 from .reasons import REASONS
 from .step import draft_cost, forward_cost
 from .system_solve import PREFILL_UTILIZATION
+from .tails import Spread, latency_spreads
 from .workload import mean_decode_context
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
@@ -74,12 +75,34 @@ def decode_context(design: Design) -> Array:
 
 
 def _metrics(
-    *, ttft, tpot, tok_gpu, input_rate, mem, batch, feasible, reason, bound, cost, cap
+    *,
+    ttft,
+    tpot,
+    tok_gpu,
+    input_rate,
+    mem,
+    batch,
+    feasible,
+    reason,
+    bound,
+    cost,
+    cap,
+    ttft_q=None,
+    tpot_q=None,
 ) -> Metrics:
-    """Assemble Metrics (SI seconds in, ms out) for one serving path."""
+    """Assemble Metrics (SI seconds in, ms out) for one serving path; ``ttft_q``/``tpot_q``:
+    (p50, p90, p99) in seconds (default: the mean, for a path where nothing varies)."""
+    ttft_q = ttft_q if ttft_q is not None else (ttft,) * 3
+    tpot_q = tpot_q if tpot_q is not None else (tpot,) * 3
     return Metrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
+        ttft_ms_p50=ttft_q[0] * 1e3,
+        ttft_ms_p90=ttft_q[1] * 1e3,
+        ttft_ms_p99=ttft_q[2] * 1e3,
+        tpot_ms_p50=tpot_q[0] * 1e3,
+        tpot_ms_p90=tpot_q[1] * 1e3,
+        tpot_ms_p99=tpot_q[2] * 1e3,
         tok_s_user=safe_div(1.0, tpot),
         tok_s_gpu=tok_gpu,
         input_tok_s_gpu=input_rate,
@@ -200,6 +223,7 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
         in_flight = jnp.where(d.concurrency > 0, d.concurrency, p.batch * workers)
         closed_loop = safe_div(in_flight, rate) - d.osl * tpot
         ttft = jnp.maximum(served.prefill_alone + served.handoff + request, closed_loop)
+        fixed = served.handoff + request
         total_gpus = jnp.maximum(d.prefill_gpus + d.decode_gpus, 1.0)
         ps = p.prefill_setup
         per_rank = p.prefill_per_rank(served.uncached)
@@ -222,14 +246,24 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
         wanted = jnp.where(d.concurrency > 0, d.concurrency, p.batch)
         queue = safe_div(jnp.maximum(wanted - p.batch, 0.0), rate)
         ttft = served.ttft - served.request + request + queue
+        fixed = request + queue  # clients queue for a free slot: deterministic here
         total_gpus = d.gpus
         feasible = c.weights_fit & (c.cap >= 1.0)
         reason = c.reason(feasible, REASONS["no_sequence_fits"])
         bound = bound_code(served.step)
     tok_gpu = rate * osl / total_gpus
+    prof = p.profile
+    ttft_spread, tpot_spread = latency_spreads(
+        served, prof.new_tokens_cv, osl, prof.output_cv, s.rt.spec_acceptance, d.spec_k,
+        c.tau, jnp.asarray(disagg),
+    )  # fmt: skip
+    # The closed-loop TTFT keeps the spread of the open-loop one around its own mean.
+    ttft_spread = Spread(fixed, jnp.maximum(ttft - fixed, 0.0), ttft_spread.variance)
     return _metrics(
         ttft=ttft,
         tpot=tpot,
+        ttft_q=ttft_spread.quantiles(),
+        tpot_q=tpot_spread.quantiles(),
         tok_gpu=tok_gpu,
         input_rate=tok_gpu * c.new / osl,
         mem=memory_per_gpu(s, served.active, c.ctx, c.spec),

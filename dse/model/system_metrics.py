@@ -18,8 +18,14 @@ SYSTEM_BOUNDS: tuple[str, ...] = (
 class SystemMetrics(eqx.Module):
     """Per system design. Times in ms, rates per second, money in USD; never NaN."""
 
-    ttft_ms: Array
+    ttft_ms: Array  # means
     tpot_ms: Array
+    ttft_ms_p50: Array  # percentiles over requests (``tails.py``)
+    ttft_ms_p90: Array
+    ttft_ms_p99: Array
+    tpot_ms_p50: Array
+    tpot_ms_p90: Array
+    tpot_ms_p99: Array
     tok_s_user: Array
     output_tok_s: Array  # whole system
     tok_s_per_unit: Array  # output tokens/s per accelerator (all pools)

@@ -78,6 +78,10 @@ class Served(NamedTuple):
     prefill_queue: Array  # s: M/D/1 wait at the prefill pool (0 aggregated)
     request: Array  # s: the framework's host path to the first token
     ttft: Array  # s, open loop
+    balance: Array  # s: TensorRT-LLM's attention-DP hold, mean (in ttft; 0 otherwise)
+    prompts: Array  # prompts admitted per aggregated iteration (0 disaggregated)
+    admitted: Array  # s: the aggregated iteration a request's prompt runs in
+    decode_only: Array  # s: the decode step without prompts
 
 
 def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> Served:
@@ -106,13 +110,14 @@ def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> S
         handoff = p.handoff_seconds
     ttft_disagg = prefill_alone + handoff + queue
     if trace.disagg is True:
-        ttft_agg = zero
+        ttft_agg = balance = prompts = zero
     else:
         # Aggregated: the request's prompt runs in an iteration with the running batch and the
         # other prompts admitted with it (``first``: ``admitted_iteration``), then half an
         # iteration passes on average before its first token is returned.
-        ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total
-        ttft_agg = ttft_agg + balance_wait(p, rate, agg_step.total)
+        balance = balance_wait(p, rate, agg_step.total)
+        ttft_agg = jnp.maximum(first.total, plan.seconds) + 0.5 * agg_step.total + balance
+        prompts = _prompts_per_iteration(p, p.decode_segment(batch, k), tau)
     request = p.decode.rt.request_seconds(p.decode.design.framework)  # host path to 1st token
     return Served(
         rate=rate,
@@ -131,6 +136,10 @@ def serve_at(p: Pools, k: Array, tau: Array, rate: Array, state, dec: Cost) -> S
         prefill_queue=jnp.where(disagg, queue, zero),
         request=request,
         ttft=jnp.where(disagg, ttft_disagg, ttft_agg) + request,
+        balance=jnp.where(disagg, zero, balance),
+        prompts=jnp.where(disagg, zero, prompts),
+        admitted=jnp.maximum(first.total, plan.seconds),
+        decode_only=dec.total,
     )
 
 

@@ -31,6 +31,8 @@ class WorkloadProfile(eqx.Module):
     prefill_past: jax.Array  # new-token-weighted mean cached prefix: sum(new*prefix)/sum(new)
     decode_context: jax.Array  # output-weighted decode context: sum(out*(in+out/2))/sum(out)
     max_context: jax.Array  # p99 of input + output tokens
+    new_tokens_cv: jax.Array  # std / mean of uncached prompt tokens per request (0: all alike)
+    output_cv: jax.Array  # std / mean of output tokens per request
     gap_s: jax.Array  # mean non-LLM time (tool, human) between an agent's consecutive requests, s
     requests_per_session: jax.Array  # mean LLM requests per session
     session_input_tokens: jax.Array  # mean prompt tokens per session (cached ones included)

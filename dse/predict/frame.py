@@ -18,6 +18,7 @@ from ..model.reasons import REASON_TEXT
 from ..scenarios.schema import (
     EXTRA_OUTPUT_COLUMNS,
     OUTPUT_COLUMNS,
+    PERCENTILE_COLUMNS,
     Scenario,
     _blank,
     check_columns,
@@ -167,6 +168,7 @@ def predict_frame(
             "input_tok_s_gpu",
             "batch_used",
             "max_batch",
+            *PERCENTILE_COLUMNS,
         )
     }
     feasible = np.zeros(n, dtype=bool)
@@ -188,6 +190,9 @@ def predict_frame(
         res["memory_gb"][idx] = metrics.memory_gb
         res["batch_used"][idx] = metrics.batch
         res["max_batch"][idx] = metrics.max_batch
+        for col in PERCENTILE_COLUMNS:
+            shown = has_ttft if col.startswith("ttft") else has_tpot
+            res[col][idx] = np.where(shown, getattr(metrics, col), np.nan)
         feasible[idx] = metrics.feasible > 0.5
         for j, i in enumerate(ok):
             text = REASON_TEXT.get(float(metrics.reason[j]), "")
@@ -207,7 +212,8 @@ def predict_frame(
                 notes.append(f"efficiency uncalibrated for {gen} (prior values)")
             assumed[i] = "; ".join(notes)
         # Infeasible rows carry no performance numbers.
-        for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu"):
+        for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "input_tok_s_gpu",
+                  *PERCENTILE_COLUMNS):  # fmt: skip
             res[c][~feasible] = np.nan
     for c in ("ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb"):
         out[c] = res[c]
@@ -217,6 +223,8 @@ def predict_frame(
     out["input_tok_s_gpu"] = res["input_tok_s_gpu"]
     out["batch_used"] = res["batch_used"]
     out["max_batch"] = res["max_batch"]
+    for c in PERCENTILE_COLUMNS:
+        out[c] = res[c]
     out["assumed"] = assumed
     return out
 

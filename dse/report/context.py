@@ -30,10 +30,12 @@ DEPLOY = {
     "KV-cache tiers": ("host_tier", "host_gb_per_gpu", "storage_tb", "storage_gbs"),
     "hardware variant (decode chip's spec scaled; hypothetical)": HARDWARE_KNOBS,
 }
-METRICS = ("tok_s_user", "ttft_ms", "tpot_ms", "tok_s_per_unit", "usd_per_mtok", "usd_per_session",
-           "hit_rate", "units", "capex_usd", "power_kw", "tok_s_per_mw")  # fmt: skip
+METRICS = ("tok_s_user", "ttft_ms", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms", "tpot_ms_p50",
+           "tpot_ms_p99", "tok_s_per_unit", "usd_per_mtok", "usd_per_session", "hit_rate", "units",
+           "capex_usd", "power_kw", "tok_s_per_mw")  # fmt: skip
 DELTA_METRICS = ("tok_s_user", "tok_s_per_unit", "usd_per_mtok", "capex_usd", "power_kw")
-LOWER_IS_BETTER = {"usd_per_mtok", "capex_usd", "power_kw", "ttft_ms", "tpot_ms", "usd_per_session"}
+LOWER_IS_BETTER = {"usd_per_mtok", "capex_usd", "power_kw", "ttft_ms", "tpot_ms", "usd_per_session",
+                   "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99"}  # fmt: skip
 BOUND_TEXT = {
     "decode_compute": "decode compute (FLOPs)",
     "decode_memory": "decode memory bandwidth (weights + KV bytes per step)",

@@ -34,7 +34,11 @@ OUTPUT_COLUMNS = (
     "reason",
     "bound",
 )
-EXTRA_OUTPUT_COLUMNS = ("input_tok_s_gpu", "batch_used", "max_batch", "assumed")
+# Percentiles over requests of TTFT and TPOT (``dse.model.tails``).
+PERCENTILE_COLUMNS = ("ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
+                      "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99")  # fmt: skip
+EXTRA_OUTPUT_COLUMNS = ("input_tok_s_gpu", "batch_used", "max_batch", *PERCENTILE_COLUMNS,
+                        "assumed")  # fmt: skip
 
 
 @dataclass

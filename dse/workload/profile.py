@@ -88,6 +88,8 @@ def build_profile(
         prefill_past=_f64(np.sum(new * prefix) / max(new.sum(), 1.0)),
         decode_context=_f64(np.sum(out * (inp + out / 2)) / max(out.sum(), 1.0)),
         max_context=_f64(np.percentile(inp + out, 99)),
+        new_tokens_cv=_f64(new.std() / max(new.mean(), 1.0)),
+        output_cv=_f64(out.std() / max(out.mean(), 1.0)),
         gap_s=_f64(gap),
         requests_per_session=_f64(len(inp) / n_sessions),
         session_input_tokens=_f64(inp.sum() / n_sessions),
@@ -144,4 +146,3 @@ def trace_profile(path, like: str = "chat", ttl_s: float | None = None) -> Workl
 def stack_profiles(profiles: list[WorkloadProfile]) -> WorkloadProfile:
     """One profile whose leaves have a leading axis over ``profiles`` (for ``jax.vmap``)."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *profiles)
-

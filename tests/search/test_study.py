@@ -295,3 +295,21 @@ def test_fixed_traffic_takes_a_dataset_and_refuses_unknown_keys():
         traffic_profile({"isl": 4000, "osl": 500, "osl_vc": 1})
     with pytest.raises(ValueError, match=r"traffic.isl is missing"):
         traffic_profile({"osl": 500})
+
+
+@pytest.mark.parametrize("engine", [[], ["search=optuna", "search.n_trials=64", "search.batch=32", "search.population=32"]],
+                         ids=["exhaustive", "optuna"])  # fmt: skip
+def test_p99_constraints_are_honoured_by_the_engines(tmp_path, engine):
+    """An SLA on a percentile (``tpot_ms_p99: {max: X}``, as MLPerf states them) keeps every
+    frontier and best row under it, and binds: it removes designs the plain study kept."""
+    from dse.search import run
+
+    free = run(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=tmp_path / "free")
+    p99 = free.points["tpot_ms_p99"][free.points["feasible"] > 0.5]
+    bound = float(np.quantile(p99, 0.5))
+    sla = run(overrides=[*SMALL, *engine, "report.enabled=false",
+                         f"+constraints.tpot_ms_p99.max={bound}"],
+              out_dir=tmp_path / "sla")  # fmt: skip
+    for table in (sla.frontier, sla.best):
+        assert len(table) and (table["tpot_ms_p99"] <= bound * (1 + 1e-9)).all()
+    assert (free.frontier["tpot_ms_p99"] > bound).any()
