@@ -34,6 +34,7 @@ METRIC_WEIGHT = {
     "ttft_ms_p99": 0.0,
     "tpot_ms_p99": 0.0,
 }
+FITTED_METRICS = tuple(m for m in METRICS if METRIC_WEIGHT[m] > 0)
 
 
 def default_measurements_path() -> Path:

@@ -45,7 +45,7 @@ from ..model.efficiency import (
     Runtime,
 )
 from ..model.serving import path_index
-from .data import METRICS, CalibrationData
+from .data import FITTED_METRICS, METRICS, CalibrationData
 
 FRACTIONS = {"comm_overlap", "overlap", "gemm_mfu_fp4", "gemm_mfu_fp8", "gemm_mfu_bf16",
              "attn_mfu", "mbu", "link_eff", "moe_eff"}  # fmt: skip
@@ -116,8 +116,10 @@ def initial_theta(base_rt: Runtime, free: tuple = ()) -> np.ndarray:
     ns, ng, nfw = _sizes()
     shared = np.array([float(to_unconstrained(f, PRIOR[f])) for f in SERVING_FIELDS])
     fw = np.array(
-        [[float(to_unconstrained(f, FRAMEWORK_PRIOR[n][f])) for n in FITTED_FRAMEWORKS]
-         for f in FRAMEWORK_FIELDS]  # fmt: skip
+        [
+            [float(to_unconstrained(f, FRAMEWORK_PRIOR[n][f])) for n in FITTED_FRAMEWORKS]
+            for f in FRAMEWORK_FIELDS
+        ]  # fmt: skip
     ).ravel()
     return np.concatenate(
         [shared, np.zeros(ns * ng), fw, np.zeros(len(free)),
@@ -126,10 +128,17 @@ def initial_theta(base_rt: Runtime, free: tuple = ()) -> np.ndarray:
 
 
 def predict_metrics(
-    theta, data: CalibrationData, base_eff, base_rt: Runtime, rows=None, free: tuple = ()
+    theta,
+    data: CalibrationData,
+    base_eff,
+    base_rt: Runtime,
+    rows=None,
+    free: tuple = (),
+    metrics: tuple[str, ...] = METRICS,
 ):
-    """Predicted METRICS [n, 5] and feasibility [n] for ``rows`` (default all), differentiable in
-    ``theta``. Rows are grouped by serving path (static) so each group traces only its path."""
+    """Predicted ``metrics`` [n, len(metrics)] (default every one of METRICS) and feasibility
+    [n] for ``rows`` (default all), differentiable in ``theta``. Rows are grouped by serving
+    path (static) so each group traces only its path."""
     eff, rt = _unpack(theta, base_eff, base_rt, free)
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
     paths = np.array(
@@ -149,7 +158,7 @@ def predict_metrics(
             jnp.asarray(data.hw_idx[sub]),
             designs,
         )
-        preds.append(jnp.stack([getattr(m, k) for k in METRICS], axis=1))
+        preds.append(jnp.stack([getattr(m, k) for k in metrics], axis=1))
         feas.append(m.feasible)
         order.append(np.nonzero(paths == path)[0])
     inverse = np.argsort(np.concatenate(order))
@@ -164,8 +173,11 @@ def _huber(x):
 def make_loss(
     data: CalibrationData, base_eff: Efficiency, base_rt: Runtime, rows: np.ndarray, free=()
 ):
-    target = jnp.asarray(np.nan_to_num(data.target[rows], nan=1.0))
-    weight = jnp.asarray(data.weight[rows])
+    # Only the fitted metrics enter the loss (the percentiles, weight 0, are left out of the
+    # program instead of being computed and multiplied by 0).
+    cols = [METRICS.index(m) for m in FITTED_METRICS]
+    target = jnp.asarray(np.nan_to_num(data.target[rows][:, cols], nan=1.0))
+    weight = jnp.asarray(data.weight[rows][:, cols])
     ns, ng, nfw = _sizes()
     theta0 = jnp.asarray(initial_theta(base_rt, free))
     off_fw = ns + ns * ng + len(FRAMEWORK_FIELDS) * nfw  # end of the framework block
@@ -173,7 +185,7 @@ def make_loss(
     off = ns + ns * ng
 
     def loss(theta):
-        pred, _ = predict_metrics(theta, data, base_eff, base_rt, rows_j, free)
+        pred, _ = predict_metrics(theta, data, base_eff, base_rt, rows_j, free, FITTED_METRICS)
         ratio = jnp.log(jnp.maximum(pred, 1e-9) / target)
         # Negative log-likelihood with observation noise OBS_SIGMA (in log units).
         fit = jnp.sum(weight * _huber(ratio)) / OBS_SIGMA**2

@@ -43,6 +43,7 @@ from .reasons import REASONS
 from .step import draft_cost, forward_cost
 from .system_solve import PREFILL_UTILIZATION
 from .tails import Spread, latency_spreads
+from .tails import ttft_spread as ttft_spread_of
 from .workload import mean_decode_context
 
 PATHS = ("prefill", "decode", "serve_agg", "serve_disagg")
@@ -257,8 +258,19 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
         served, prof.new_tokens_cv, osl, prof.output_cv, s.rt.spec_acceptance, d.spec_k,
         c.tau, jnp.asarray(disagg),
     )  # fmt: skip
-    # The closed-loop TTFT keeps the spread of the open-loop one around its own mean.
-    ttft_spread = Spread(fixed, jnp.maximum(ttft - fixed, 0.0), ttft_spread.variance)
+    if disagg:
+        # Closed loop: the wait beyond one prefill, hand-off and host path is the clients'
+        # queue at the prefill pool (Little's law), with the open-loop queue's tail shape.
+        wait = jnp.maximum(ttft - (served.prefill_alone + served.handoff + request), 0.0)
+        ttft_spread = ttft_spread_of(
+            fixed=fixed, mean=ttft, own_prefill=served.prefill_alone,
+            new_tokens_cv=prof.new_tokens_cv, other_prompts=0.0, prompt_cost=0.0,
+            iteration=0.0, balance=0.0, queue=wait,
+            rho=jnp.clip(served.prefill_utilization, 1e-9, 1.0),
+        )  # fmt: skip
+    else:
+        # Clients beyond the batch queue for a slot: a deterministic shift of the open loop.
+        ttft_spread = Spread(fixed, jnp.maximum(ttft - fixed, 0.0), ttft_spread.variance)
     return _metrics(
         ttft=ttft,
         tpot=tpot,

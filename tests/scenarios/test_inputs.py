@@ -83,6 +83,10 @@ def test_a_dataset_row_holds_fewer_and_longer_sequences(catalog):
     assert spread["tok_s_gpu"] < 0.85 * fixed["tok_s_gpu"]
     assert "length spread of dataset mlperf-deepseek-r1 (cv in 0.50, out 1.25" in spread["assumed"]
     assert "dataset" not in fixed["assumed"]
+    # Percentile columns come with every serving row, ordered around the mean.
+    for row in (fixed, spread):
+        assert row["ttft_ms_p50"] <= row["ttft_ms"] <= row["ttft_ms_p99"]
+        assert row["tpot_ms_p50"] <= row["tpot_ms_p90"] <= row["tpot_ms_p99"]
 
 
 def test_a_dataset_fills_blank_lengths_and_explicit_cells_win(catalog):
