@@ -139,13 +139,7 @@ class Catalog:
             data = _read_yaml(path)
             kind = data.get("kind", "gpu")
             allowed = set(HOST_FIELDS if kind == "cpu" else HARDWARE_FIELDS) | _HW_METADATA
-            for key in data:
-                if key not in allowed:
-                    close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
-                    raise CatalogError(
-                        f"{path}: unknown field {key!r}{hint} (schema: conf/hardware/README.md)"
-                    )
+            _known_fields(path, data, allowed, "conf/hardware/README.md")
             try:
                 if kind == "cpu":
                     vals = {k: float(data.get(k, d) or 0.0) for k, d in HOST_FIELDS.items()}
@@ -200,16 +194,18 @@ class Catalog:
         raise CatalogError(_unknown("hardware", name, list(self.hardware), "conf/hardware/"))
 
 
-def _dataset(path: Path, data: dict) -> DatasetEntry:
-    """One ``conf/dataset/*.yaml`` file, every field checked (one line on a bad one)."""
-    allowed = set(DATASET_FIELDS) | _DATASET_METADATA
+def _known_fields(path: Path, data: dict, allowed: set[str], schema: str) -> None:
+    """One line naming the first field of ``data`` not in ``allowed`` (with a did-you-mean)."""
     for key in data:
         if key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise CatalogError(
-                f"{path}: unknown field {key!r}{hint} (schema: conf/dataset/README.md)"
-            )
+            raise CatalogError(f"{path}: unknown field {key!r}{hint} (schema: {schema})")
+
+
+def _dataset(path: Path, data: dict) -> DatasetEntry:
+    """One ``conf/dataset/*.yaml`` file, every field checked (one line on a bad one)."""
+    _known_fields(path, data, set(DATASET_FIELDS) | _DATASET_METADATA, "conf/dataset/README.md")
     values = {}
     for key, (lo, hi) in DATASET_FIELDS.items():
         if key not in data:

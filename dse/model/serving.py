@@ -42,7 +42,7 @@ from .numerics import finite_or, safe_div, safe_pow
 from .reasons import REASONS
 from .step import draft_cost, forward_cost
 from .system_solve import PREFILL_UTILIZATION
-from .tails import Spread, latency_spreads
+from .tails import Spread, latency_spreads, percentile_fields
 from .tails import ttft_spread as ttft_spread_of
 from .workload import mean_decode_context
 
@@ -88,22 +88,18 @@ def _metrics(
     bound,
     cost,
     cap,
-    ttft_q=None,
-    tpot_q=None,
+    ttft_spread=None,
+    tpot_spread=None,
 ) -> Metrics:
-    """Assemble Metrics (SI seconds in, ms out) for one serving path; ``ttft_q``/``tpot_q``:
-    (p50, p90, p99) in seconds (default: the mean, for a path where nothing varies)."""
-    ttft_q = ttft_q if ttft_q is not None else (ttft,) * 3
-    tpot_q = tpot_q if tpot_q is not None else (tpot,) * 3
+    """Assemble Metrics (SI seconds in, ms out) for one serving path; the spreads give the
+    percentiles (default: none, every percentile the mean: a path where nothing varies)."""
+    zero = jnp.zeros_like(ttft)
+    ttft_spread = ttft_spread if ttft_spread is not None else Spread(ttft, zero, zero)
+    tpot_spread = tpot_spread if tpot_spread is not None else Spread(tpot, zero, zero)
     return Metrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
-        ttft_ms_p50=ttft_q[0] * 1e3,
-        ttft_ms_p90=ttft_q[1] * 1e3,
-        ttft_ms_p99=ttft_q[2] * 1e3,
-        tpot_ms_p50=tpot_q[0] * 1e3,
-        tpot_ms_p90=tpot_q[1] * 1e3,
-        tpot_ms_p99=tpot_q[2] * 1e3,
+        **percentile_fields(ttft_spread, tpot_spread),
         tok_s_user=safe_div(1.0, tpot),
         tok_s_gpu=tok_gpu,
         input_tok_s_gpu=input_rate,
@@ -274,8 +270,8 @@ def _serve(s: Setup, c: _Common, disagg: bool) -> Metrics:
     return _metrics(
         ttft=ttft,
         tpot=tpot,
-        ttft_q=ttft_spread.quantiles(),
-        tpot_q=tpot_spread.quantiles(),
+        ttft_spread=ttft_spread,
+        tpot_spread=tpot_spread,
         tok_gpu=tok_gpu,
         input_rate=tok_gpu * c.new / osl,
         mem=memory_per_gpu(s, served.active, c.ctx, c.spec),

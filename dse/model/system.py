@@ -44,7 +44,7 @@ from .system_design import SystemDesign
 from .system_feasibility import infeasibility_reason
 from .system_metrics import SystemMetrics
 from .system_solve import PREFILL_UTILIZATION, operating_point
-from .tails import latency_spreads
+from .tails import latency_spreads, percentile_fields
 from .workload import WorkloadProfile
 
 
@@ -112,16 +112,10 @@ def evaluate_system(
     ttft_spread, tpot_spread = latency_spreads(
         served, profile.new_tokens_cv, osl, profile.output_cv, alpha, k, tau, disagg
     )
-    ttft_q, tpot_q = ttft_spread.quantiles(), tpot_spread.quantiles()
     metrics = SystemMetrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
-        ttft_ms_p50=ttft_q[0] * 1e3,
-        ttft_ms_p90=ttft_q[1] * 1e3,
-        ttft_ms_p99=ttft_q[2] * 1e3,
-        tpot_ms_p50=tpot_q[0] * 1e3,
-        tpot_ms_p90=tpot_q[1] * 1e3,
-        tpot_ms_p99=tpot_q[2] * 1e3,
+        **percentile_fields(ttft_spread, tpot_spread),
         tok_s_user=safe_div(1.0, tpot),
         output_tok_s=out_tok_s,
         tok_s_per_unit=safe_div(out_tok_s, sd.units),

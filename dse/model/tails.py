@@ -152,6 +152,15 @@ def tpot_spread(
     return Spread(jnp.zeros_like(mean), mean, from_steps + from_spec)
 
 
+def percentile_fields(ttft: Spread, tpot: Spread) -> dict[str, Array]:
+    """The metrics' percentile fields in ms (``ttft_ms_p50`` ... ``tpot_ms_p99``), by name."""
+    out = {}
+    for name, spread in (("ttft_ms", ttft), ("tpot_ms", tpot)):
+        for pct, q in zip(PERCENTILES, spread.quantiles()):
+            out[f"{name}_p{pct}"] = q * 1e3
+    return out
+
+
 def latency_spreads(
     served,
     new_tokens_cv: Array,
@@ -186,6 +195,7 @@ def latency_spreads(
 
 __all__ = [
     "latency_spreads",
+    "percentile_fields",
     "PERCENTILES",
     "Spread",
     "committed_tokens_variance",
