@@ -179,137 +179,22 @@ def test_multirun_ends_with_a_report_comparing_its_runs(tmp_path):
     assert "(job0/report.html)" in md and (sweep / "figures" / "sweep_frontiers.png").is_file()
 
 
-@pytest.mark.parametrize("engine", [[], ["search=optuna", "search.n_trials=96", "search.batch=32",
-                                         "search.population=32", "search.seed=7"]])  # fmt: skip
-def test_same_seed_and_config_give_byte_identical_tables(tmp_path, engine):
-    from dse.search import run
-
-    runs = []
-    for k in range(2):
-        out = tmp_path / f"run{k}"
-        run(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=out)
-        runs.append(
-            {p.name: p.read_bytes() for p in out.glob("*") if p.suffix in (".csv", ".parquet")}
-        )
-    assert {"frontier.parquet", "frontier.csv", "best.csv", "points.parquet"} <= set(runs[0])
-    assert runs[0] == runs[1]
-
-
-def test_readme_constraint_example_adds_to_the_study_constraints(tmp_path, capsys):
-    """Issue 19 item 9: the README's `'constraints={ttft_ms: {max: 1500}}'` (a metric the study
-    does not name) merges into the study's constraints instead of failing in Hydra."""
-    import json
-
-    from dse.cli import main
-
-    rc = main(["search", *SMALL, f"results_dir={tmp_path}", "run=c1", "report.enabled=false",
-               "constraints={ttft_ms: {max: 1500}}", "cost.electricity_usd_per_kwh=0.12"])  # fmt: skip
-    assert rc == 0
-    summary = json.loads((tmp_path / "kv_tier_sizing" / "c1" / "summary.json").read_text())
-    bounds = {c["metric"]: (c["low"], c["high"]) for c in summary["constraints"]}
-    assert bounds == {"tok_s_user": (100.0, None), "ttft_ms": (None, 1500.0)}
-    capsys.readouterr()
-
-
-@pytest.mark.parametrize(
-    "arg, words",
-    [
-        # Issue 19 item 10: a scalar where a {min, max} mapping belongs was a TypeError traceback.
-        ("+constraints.ttft_ms=5", ["constraints.ttft_ms=5", "+constraints.ttft_ms.max=5"]),
-        # Item 13: a bad best_where value was reported as constraints...; rank_by as
-        # objectives[0]; a bare objective string was read letter by letter ("got 't'").
-        ("+best_where.ttft_ms=5", ["best_where.ttft_ms=5", "+best_where.ttft_ms.max=5"]),
-        ("rank_by=min:nope", ["rank_by: unknown metric 'nope'"]),
-        ("objectives=tok_s_user", ["objectives[0]", "'max:METRIC'", "got 'tok_s_user'"]),
-    ],
-)
-def test_setting_mistakes_are_one_line_naming_their_key(tmp_path, capsys, arg, words):
-    from dse.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["search", *SMALL, f"results_dir={tmp_path}", arg])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    for w in words:
-        assert w in err[0], err[0]
-    # Issue 19 item 14: a refused run leaves no run folder behind.
-    assert not any(tmp_path.iterdir()), sorted(p.name for p in tmp_path.rglob("*"))
-
-
-def test_bad_progress_mode_is_one_line(tmp_path, capsys):
-    """Issue 19 item 12 (second half): ui.progress=foo was accepted."""
-    from dse.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["search", *SMALL, f"results_dir={tmp_path}", "ui.progress=foo", "--json"])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ui.progress='foo'" in err[0]
-    assert not any(tmp_path.iterdir())  # item 14: no run folder left behind
-
-
-def test_a_refused_run_keeps_an_earlier_runs_results(tmp_path, capsys):
-    """Item 14's limit: a mistake under the name of a finished run removes nothing of it."""
-    from dse.cli import main
-
-    args = ["search", *SMALL, f"results_dir={tmp_path}", "run=kept", "report.enabled=false"]
-    assert main(args) == 0
-    with pytest.raises(SystemExit):
-        main([*args, "rank_by=min:nope"])
-    assert (tmp_path / "kv_tier_sizing" / "kept" / "frontier.csv").is_file()
-    capsys.readouterr()
-
-
-def test_stdout_has_only_dse_lines_on_a_first_run_of_matplotlib(tmp_path):
-    """Issue 19 item 17: with an empty matplotlib cache (a first run), matplotlib's
-    "generated new fontManager" INFO line went to stdout through Hydra's logging handler,
-    between dse's own lines (text output; --json keeps stdout for the document alone)."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl"))
-    cmd = [sys.executable, "-m", "dse.cli", "search", *SMALL, f"results_dir={tmp_path}",
-           "run=first"]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "mpl").is_dir()  # matplotlib did build its font cache in this run
-    assert "matplotlib" not in done.stdout and "fontManager" not in done.stdout
-    assert "written to" in done.stdout  # dse's own summary is there
-
-
-def test_fixed_traffic_takes_a_dataset_and_refuses_unknown_keys():
-    from dse.search.study import traffic_profile
-
-    named = traffic_profile({"dataset": "mlperf-deepseek-r1"})
-    assert float(named.input_tokens) == 803.8 and float(named.output_tokens) == 4043.4
-    assert float(named.decode_context) == pytest.approx(5826.0, abs=1.0)
-    given = traffic_profile({"dataset": "mlperf-deepseek-r1", "osl": 2000, "osl_cv": 0})
-    assert float(given.decode_context) == pytest.approx(803.8 * 1.0 + 1000.0)  # rho*cv_o = 0
-    plain = traffic_profile({"isl": 4000, "osl": 500})
-    assert float(plain.decode_context) == 4250.0
-    with pytest.raises(
-        ValueError, match=r"traffic.osl_vc is not a traffic setting; did you mean 'osl_cv'"
-    ):
-        traffic_profile({"isl": 4000, "osl": 500, "osl_vc": 1})
-    with pytest.raises(ValueError, match=r"traffic.isl is missing"):
-        traffic_profile({"osl": 500})
-
-
-@pytest.mark.parametrize("engine", [[], ["search=optuna", "search.n_trials=64", "search.batch=32", "search.population=32"]],
-                         ids=["exhaustive", "optuna"])  # fmt: skip
-def test_p99_constraints_are_honoured_by_the_engines(tmp_path, engine):
+def test_p99_constraints_are_honoured_by_the_engines(stack, evaluator):
     """An SLA on a percentile (``tpot_ms_p99: {max: X}``, as MLPerf states them) keeps every
-    frontier and best row under it, and binds: it removes designs the plain study kept."""
-    from dse.search import run
+    front point of the exhaustive and the Optuna engine under it, and binds: the
+    unconstrained front has points above it."""
+    from dse.search.exhaustive import exhaustive_search
 
-    free = run(overrides=[*SMALL, *engine, "report.enabled=false"], out_dir=tmp_path / "free")
-    p99 = free.points["tpot_ms_p99"][free.points["feasible"] > 0.5]
-    bound = float(np.quantile(p99, 0.5))
-    sla = run(overrides=[*SMALL, *engine, "report.enabled=false",
-                         f"+constraints.tpot_ms_p99.max={bound}"],
-              out_dir=tmp_path / "sla")  # fmt: skip
-    for table in (sla.frontier, sla.best):
+    space = evaluator.space
+    every = evaluator.evaluate(evaluator.decode(np.arange(space.size)))
+    ok = np.asarray(every["feasible"]) > 0.5
+    bound = float(np.quantile(np.asarray(every["tpot_ms_p99"])[ok], 0.5))
+    sla = parse_constraints({"tpot_ms_p99": {"max": bound}})
+    model = "llama3.1-70b"
+    swept = exhaustive_search(stack, model, space, OBJ, sla, evaluator=evaluator, keep_points=True)
+    sampled, _ = optuna_search(evaluator, OBJ, sla, n_trials=128, batch=64, population=64, seed=1)
+    for result in (swept, sampled):
+        table = result.front_table
         assert len(table) and (table["tpot_ms_p99"] <= bound * (1 + 1e-9)).all()
-    assert (free.frontier["tpot_ms_p99"] > bound).any()
+    free = exhaustive_search(stack, model, space, OBJ, (), evaluator=evaluator, keep_points=True)
+    assert (free.front_table["tpot_ms_p99"] > bound).any()
