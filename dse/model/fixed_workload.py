@@ -32,6 +32,7 @@ from .workload import (
     WorkloadProfile,
     context_p99,
     mean_decode_context,
+    single_call_sessions,
 )
 
 
@@ -84,6 +85,7 @@ def fixed_profile(
         spec_acceptance=jnp.asarray(acceptance),
         cache_grid=grid,
         hit_curve=jnp.full(grid.shape, hit),
+        **single_call_sessions(jnp.maximum(isl - prefix, 1.0), osl, jnp.zeros_like(isl) + osl_cv),
     )
 
 

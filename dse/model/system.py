@@ -15,6 +15,8 @@
    Hit rate, request rate and prefill load depend on each other: the rate is the root of
    r = F(r), bracketed and solved (Illinois false position), differentiated implicitly.
 4. **Money and power** (``cost``): pools, tiers, $/Mtok split by phase, $ per session.
+5. **Latency spreads and sessions**: TTFT/TPOT percentiles (``tails``) and the wall time of an
+   agent session along its critical path (``session_time``).
 
 This file assembles the metrics; the solve for the operating point (steps 2-3) is
 ``system_solve.py`` and the feasibility rules, each with its code from ``reasons.py``, are
@@ -39,12 +41,13 @@ from .metrics import bound_code
 from .numerics import finite_or, safe_div
 from .pools import Pools
 from .precision import accuracy_penalty_pct
+from .session_time import request_latency, session_fields
 from .speculation import expected_tokens_per_step, method_acceptance
 from .system_design import SystemDesign
 from .system_feasibility import infeasibility_reason
 from .system_metrics import SystemMetrics
 from .system_solve import PREFILL_UTILIZATION, operating_point
-from .tails import latency_spreads, percentile_fields
+from .tails import latency_spreads, own_prefill, percentile_fields
 from .workload import WorkloadProfile
 
 
@@ -112,11 +115,22 @@ def evaluate_system(
     ttft_spread, tpot_spread = latency_spreads(
         served, profile.new_tokens_cv, osl, profile.output_cv, alpha, k, tau, disagg
     )
+    prefill = own_prefill(served, disagg)
+    ttft_sd, tpot_sd = ttft_spread.std(), tpot_spread.std()
+    latency = request_latency(
+        ttft, prefill, ttft_sd, tpot, tpot_sd, profile.new_tokens, profile.new_tokens_cv
+    )
+    percentiles = percentile_fields(ttft_spread, tpot_spread)
     metrics = SystemMetrics(
         ttft_ms=ttft * 1e3,
         tpot_ms=tpot * 1e3,
-        **percentile_fields(ttft_spread, tpot_spread),
+        **percentiles,
+        ttft_ms_sd=ttft_sd * 1e3,
+        tpot_ms_sd=tpot_sd * 1e3,
+        prefill_ms=prefill * 1e3,
+        **session_fields(profile, latency, latency),
         tok_s_user=safe_div(1.0, tpot),
+        tok_s_user_p99=safe_div(1e3, percentiles["tpot_ms_p99"]),
         output_tok_s=out_tok_s,
         tok_s_per_unit=safe_div(out_tok_s, sd.units),
         input_tok_s=rate * isl,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jax import Array
+
+from .session_time import SESSION_FIELDS, RequestLatency, request_latency, session_fields
 
 # What limits the system at its operating point.
 SYSTEM_BOUNDS: tuple[str, ...] = (
@@ -26,7 +30,11 @@ class SystemMetrics(eqx.Module):
     tpot_ms_p50: Array
     tpot_ms_p90: Array
     tpot_ms_p99: Array
+    ttft_ms_sd: Array  # standard deviation over requests
+    tpot_ms_sd: Array  # of a request's mean TPOT (the decode's jitter as a request sees it)
+    prefill_ms: Array  # the mean request's own prefill, part of ttft_ms
     tok_s_user: Array
+    tok_s_user_p99: Array  # 1000 / tpot_ms_p99: the interactivity 99 % of requests get or beat
     output_tok_s: Array  # whole system
     tok_s_per_unit: Array  # output tokens/s per accelerator (all pools)
     input_tok_s: Array  # prompt tokens/s processed (cached + uncached)
@@ -51,6 +59,12 @@ class SystemMetrics(eqx.Module):
     usd_per_mtok_uncached: Array  # prefill cost per million uncached input tokens
     usd_per_mtok_cached: Array  # cache-tier cost per million cached input tokens
     usd_per_session: Array
+    session_minutes: Array  # wall time of an agent session on its critical path (session_time.py)
+    session_minutes_p50: Array
+    session_minutes_p95: Array
+    session_ttft_minutes: Array  # the mean's parts on the critical path: TTFT,
+    session_decode_minutes: Array  # decoding,
+    session_fanout_minutes: Array  # and the main agent waiting on its sub-agents (all parts)
     tok_s_per_mw: Array
     accuracy_penalty_pct: Array
     feasible: Array
@@ -70,15 +84,34 @@ SYSTEM_METRIC_FIELDS = tuple(SystemMetrics.__dataclass_fields__)
 SUB_AGENT_ADDED: tuple[str, ...] = ("usd_per_session",)
 
 
-def with_sub_agents(main: SystemMetrics, sub: SystemMetrics) -> SystemMetrics:
+def _latency(m: SystemMetrics, profile) -> RequestLatency:
+    """A replica's per-request latency model from its metrics and workload."""
+    ms = 1e-3
+    return request_latency(m.ttft_ms * ms, m.prefill_ms * ms, m.ttft_ms_sd * ms, m.tpot_ms * ms,
+                           m.tpot_ms_sd * ms, profile.new_tokens, profile.new_tokens_cv)  # fmt: skip
+
+
+# Session times of a batch of designs (one per latency row), compiled once per batch shape.
+_sessions_of_designs = jax.jit(jax.vmap(session_fields, in_axes=(None, 0, 0)))
+
+
+def with_sub_agents(
+    main: SystemMetrics, sub: SystemMetrics, main_profile, sub_profile
+) -> SystemMetrics:
     """A session whose sub-agent requests run on their own replica of the same system with a
     smaller model (the seed: sub-agents "can also run on smaller models"): it pays for both
-    replicas (``SUB_AGENT_ADDED``) and is feasible only where both are. The rule is this
-    function and that tuple: batched evaluation calls it, ``Stack.jacobian`` applies the
-    tuple to values and derivatives."""
-    return eqx.tree_at(
-        lambda m: [getattr(m, k) for k in SUB_AGENT_ADDED] + [m.feasible],
-        main,
-        [getattr(main, k) + getattr(sub, k) for k in SUB_AGENT_ADDED]
-        + [main.feasible * sub.feasible],
+    replicas (``SUB_AGENT_ADDED``), is feasible only where both are, and its wall time prices
+    the main agent's calls at the main replica's latencies and the sub-agents' at the sub
+    replica's (``SESSION_FIELDS``; both profiles carry the whole sessions' critical paths).
+    Batched evaluation calls this; ``Stack.jacobian`` applies ``SUB_AGENT_ADDED`` to values
+    and derivatives, and takes the session fields' values from here."""
+    shape = jnp.shape(main.ttft_ms)
+    flat = lambda lat: RequestLatency(*(jnp.ravel(jnp.broadcast_to(x, shape)) for x in lat))  # noqa: E731
+    times = _sessions_of_designs(
+        main_profile, flat(_latency(main, main_profile)), flat(_latency(sub, sub_profile))
     )
+    times = {k: jnp.reshape(v, shape) for k, v in times.items()}
+    names = [*SUB_AGENT_ADDED, "feasible", *SESSION_FIELDS]
+    values = [getattr(main, k) + getattr(sub, k) for k in SUB_AGENT_ADDED]
+    values += [main.feasible * sub.feasible, *(times[k] for k in SESSION_FIELDS)]
+    return eqx.tree_at(lambda m: [getattr(m, k) for k in names], main, values)

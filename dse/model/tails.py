@@ -63,15 +63,26 @@ class Spread(NamedTuple):
     mean: Array
     variance: Array
 
-    def quantiles(self) -> tuple[Array, Array, Array]:
-        """p50, p90, p99 (seconds): ``fixed`` plus the lognormal with X's mean and variance."""
+    def quantile(self, z: float) -> Array:
+        """``fixed`` plus the quantile at standard-normal ``z`` of the lognormal with X's mean
+        and variance (seconds)."""
         m = jnp.maximum(self.mean, 0.0)
         cv2 = safe_div(jnp.maximum(self.variance, 0.0), m * m, 0.0)
         s2 = jnp.log1p(cv2)
         # Double where: sqrt's derivative is infinite at 0 (nothing varies).
         positive = s2 > 0.0
         s = jnp.where(positive, jnp.sqrt(jnp.where(positive, s2, 1.0)), 0.0)
-        return tuple(self.fixed + m * jnp.exp(z * s - 0.5 * s2) for z in Z)
+        return self.fixed + m * jnp.exp(z * s - 0.5 * s2)
+
+    def quantiles(self) -> tuple[Array, Array, Array]:
+        """p50, p90, p99 (seconds)."""
+        return tuple(self.quantile(z) for z in Z)
+
+    def std(self) -> Array:
+        """Standard deviation (seconds); 0 when nothing varies, with a finite derivative."""
+        v = jnp.maximum(self.variance, 0.0)
+        positive = v > 0.0  # double where, as in ``quantile``
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, v, 1.0)), 0.0)
 
 
 def uniform_variance(width: Array) -> Array:
@@ -161,6 +172,20 @@ def percentile_fields(ttft: Spread, tpot: Spread) -> dict[str, Array]:
     return out
 
 
+def prompt_share(served) -> Array:
+    """Aggregated serving: one prompt's share of the iteration it is admitted in (the decode
+    part is everyone's), seconds."""
+    sv = served
+    share = safe_div(sv.admitted - sv.decode_only, jnp.maximum(sv.prompts, 1.0), 0.0)
+    return jnp.maximum(share, 0.0)
+
+
+def own_prefill(served, disagg: Array) -> Array:
+    """The mean request's own prefill inside its TTFT, seconds: its pass on the prefill pool
+    (disaggregated) or its share of the iteration it is admitted in (aggregated)."""
+    return jnp.where(disagg, served.prefill_alone, prompt_share(served))
+
+
 def latency_spreads(
     served,
     new_tokens_cv: Array,
@@ -175,10 +200,8 @@ def latency_spreads(
     (``system_solve.Served``): the parts listed in the module docstring."""
     sv = served
     zero = jnp.zeros_like(sv.ttft)
-    # One prompt's share of the iteration it is admitted in (the decode part is everyone's).
-    prompt_cost = safe_div(sv.admitted - sv.decode_only, jnp.maximum(sv.prompts, 1.0), 0.0)
-    prompt_cost = jnp.maximum(prompt_cost, 0.0)
-    own = jnp.where(disagg, sv.prefill_alone, prompt_cost)
+    prompt_cost = prompt_share(sv)
+    own = own_prefill(sv, disagg)
     ttft = ttft_spread(
         fixed=sv.request + sv.handoff, mean=sv.ttft, own_prefill=own,
         new_tokens_cv=new_tokens_cv, other_prompts=jnp.where(disagg, zero, sv.prompts),
@@ -195,6 +218,7 @@ def latency_spreads(
 
 __all__ = [
     "latency_spreads",
+    "own_prefill",
     "percentile_fields",
     "PERCENTILES",
     "Spread",

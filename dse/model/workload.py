@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .numerics import safe_div
+from .session_time import CHAIN_SLOTS, COEFFICIENTS, FANOUT_SLOTS, SESSION_SLOTS
 
 # The grid of the hit-rate curve: cache capacity / request rate in token-seconds (a capacity of
 # g * rate tokens holds what is re-read within g seconds' worth of requests, ``tiers.py``): 0,
@@ -43,6 +44,11 @@ class WorkloadProfile(eqx.Module):
     spec_acceptance: jax.Array  # [3] per-token acceptance alpha: MTP, draft model, n-gram
     cache_grid: jax.Array  # [CACHE_GRID_POINTS] capacity / request rate, token-seconds
     hit_curve: jax.Array  # [CACHE_GRID_POINTS] token-weighted hit rate (LRU + TTL) on that grid
+    # The critical paths of sampled sessions (``session_time.py``; ``dse.workload.structure``):
+    session_paths: jax.Array  # [SESSION_SLOTS, 5] each session's main-agent COEFFICIENTS
+    session_weight: jax.Array  # [SESSION_SLOTS] 1: a sampled session, 0: an empty slot
+    fanout_chains: jax.Array  # [FANOUT_SLOTS, CHAIN_SLOTS, 5] each fan-out's sub-agent chains
+    fanout_owner: jax.Array  # [FANOUT_SLOTS, SESSION_SLOTS] 1 where a fan-out is a session's
 
 
 # Widest spread of request lengths accepted (std / mean): far beyond any published benchmark set
@@ -89,3 +95,21 @@ def context_p99(
     s = jnp.where(positive, jnp.sqrt(jnp.where(positive, s2, 1.0)), 0.0)
     # exp(mu + z s) with mu = ln(mean) - s^2 / 2; s = 0 gives the mean exactly.
     return total * jnp.exp(Z_P99 * s - 0.5 * s2)
+
+
+def single_call_sessions(
+    new_tokens: jax.Array, output_tokens: jax.Array, output_cv: jax.Array
+) -> dict[str, jax.Array]:
+    """The session fields of a workload whose sessions are one request each (a fixed-length
+    benchmark): one sampled session of one call, no fan-outs (scalar inputs)."""
+    zero = jnp.zeros_like(new_tokens)
+    call = jnp.stack(
+        [zero + 1.0, new_tokens, output_tokens, zero, output_tokens**2 * (1.0 + output_cv**2)]
+    )
+    first = jnp.arange(SESSION_SLOTS) == 0
+    return {
+        "session_paths": jnp.where(first[:, None], call[None, :], 0.0),
+        "session_weight": first.astype(jnp.float64),
+        "fanout_chains": jnp.zeros((FANOUT_SLOTS, CHAIN_SLOTS, len(COEFFICIENTS))),
+        "fanout_owner": jnp.zeros((FANOUT_SLOTS, SESSION_SLOTS)),
+    }

@@ -13,7 +13,7 @@ from ..files import conf_dir, load_yaml
 from ..model.hypothetical import HARDWARE_KNOBS
 from ..version import __version__
 from .accuracy import accuracy_table
-from .review import Review, bounds_text, deltas
+from .review import FIXED_TRAFFIC, Review, bounds_text, deltas
 
 # Every setting needed to deploy a design, grouped as an operator reads them.
 DEPLOY = {
@@ -31,11 +31,16 @@ DEPLOY = {
     "hardware variant (decode chip's spec scaled; hypothetical)": HARDWARE_KNOBS,
 }
 METRICS = ("tok_s_user", "ttft_ms", "ttft_ms_p50", "ttft_ms_p99", "tpot_ms", "tpot_ms_p50",
-           "tpot_ms_p99", "tok_s_per_unit", "usd_per_mtok", "usd_per_session", "hit_rate", "units",
-           "capex_usd", "power_kw", "tok_s_per_mw")  # fmt: skip
+           "tpot_ms_p99", "tok_s_per_unit", "usd_per_mtok", "usd_per_session", "session_minutes",
+           "session_minutes_p50", "session_minutes_p95", "session_ttft_minutes",
+           "session_decode_minutes", "session_fanout_minutes", "hit_rate", "units", "capex_usd",
+           "power_kw", "tok_s_per_mw")  # fmt: skip
+# Shown for agent-session workloads only: with fixed-length traffic a "session" is one request.
+SESSION_METRICS = tuple(m for m in METRICS if m.startswith("session_"))
 DELTA_METRICS = ("tok_s_user", "tok_s_per_unit", "usd_per_mtok", "capex_usd", "power_kw")
 LOWER_IS_BETTER = {"usd_per_mtok", "capex_usd", "power_kw", "ttft_ms", "tpot_ms", "usd_per_session",
-                   "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99"}  # fmt: skip
+                   "ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p50", "tpot_ms_p99",
+                   *SESSION_METRICS}  # fmt: skip
 BOUND_TEXT = {
     "decode_compute": "decode compute (FLOPs)",
     "decode_memory": "decode memory bandwidth (weights + KV bytes per step)",
@@ -99,14 +104,22 @@ def _limits(row: pd.Series, review: Review) -> list[str]:
     return out
 
 
+def shown_metrics(review: Review) -> tuple[str, ...]:
+    """The metrics a recommended configuration lists: session times only for session workloads."""
+    if review.run.summary.get("workload") in FIXED_TRAFFIC:
+        return tuple(m for m in METRICS if m not in SESSION_METRICS)
+    return METRICS
+
+
 def _configs(review: Review) -> list[dict]:
     d = deltas(review, DELTA_METRICS)
+    shown = shown_metrics(review)
     out = []
     for i, (_, row) in enumerate(review.top.iterrows()):
         band = review.band(row)
         out.append({
             "label": row["label"], "system": row["system"], "point": int(row["point"]),
-            "metrics": [(m, fmt(row[m])) for m in METRICS if m in row.index],
+            "metrics": [(m, fmt(row[m])) for m in shown if m in row.index],
             "deploy": _deploy_card(row), "limits": _limits(row, review),
             "deltas": [(m, float(d.iloc[i][m]), _good(m, float(d.iloc[i][m])))
                        for m in DELTA_METRICS] if len(d) else [],
@@ -218,7 +231,7 @@ def _baseline(review: Review) -> dict | None:
     b = review.baseline
     if b is None:
         return None
-    metrics = [(m, fmt(b[m])) for m in METRICS if m in b.index]
+    metrics = [(m, fmt(b[m])) for m in shown_metrics(review) if m in b.index]
     return {"note": review.baseline_note, "system": b["system"], "point": int(b["point"]),
             "metrics": metrics, "text": ", ".join(f"{m} {v}" for m, v in metrics)}  # fmt: skip
 

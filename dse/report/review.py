@@ -19,6 +19,9 @@ from .accuracy import ErrorBand, error_band
 from .figures.style import mix_labels
 from .load import RunResults
 
+# Workload names of fixed-length traffic (no agent sessions: no session table or times).
+FIXED_TRAFFIC = ("fixed", "custom", None)
+
 HARDWARE_COLUMNS = ("decode_hardware", "prefill_hardware", "ffn_hardware")
 
 

@@ -10,13 +10,12 @@ from .figures.frontier import cost_figure, frontier_figure
 from .figures.mix import mix_context, mix_figure
 from .figures.sensitivity import sensitivity_figure
 from .figures.style import style
-from .figures.workload import cache_figure, session_figure
+from .figures.workload import cache_figure, session_figure, session_time_figure
 from .load import RunResults
 from .render import figure_entries, render, write_atomic
-from .review import build_review
+from .review import FIXED_TRAFFIC, build_review
 
 log = logging.getLogger("dse.report")
-FIXED_TRAFFIC = ("fixed", "custom", None)
 
 
 def write_run_report(run: RunResults, top: int | None = None, baseline: str | None = None):
@@ -47,6 +46,7 @@ def _write_run_report(run: RunResults, top: int, baseline: str | None, folder):
         figures.append(sensitivity_figure(review, folder))
         if workload not in FIXED_TRAFFIC:
             figures.append(cache_figure(review, run, folder))
+            figures.append(session_time_figure(review, folder))
     if workload not in FIXED_TRAFFIC:
         figures.append(session_figure(run, workload, folder))
     figures = [f for f in figures if f is not None]

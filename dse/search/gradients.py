@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..model.hypothetical import HARDWARE_KNOBS
 from ..model.system_design import SYSTEM_FIELDS
-from ..model.system_metrics import SYSTEM_METRIC_FIELDS
+from ..model.system_metrics import SESSION_FIELDS, SYSTEM_METRIC_FIELDS
 from ..progress import Progress
 from ..stack import Stack
 from ..stack.jacobian import CONTINUOUS_FIELDS, TIER_FIELDS
@@ -70,7 +70,9 @@ METRICS: tuple[str, ...] = (
 MINIMIZE = frozenset(
     {"ttft_ms", "tpot_ms", "restore_ms", "uncached_tokens", "units", "usd_per_hour", "power_kw",
      "usd_per_unit_hour", "capex_usd", "usd_per_mtok", "usd_per_mtok_output",
-     "usd_per_mtok_uncached", "usd_per_mtok_cached", "usd_per_session", "accuracy_penalty_pct"}
+     "usd_per_mtok_uncached", "usd_per_mtok_cached", "usd_per_session", "accuracy_penalty_pct",
+     *(f"{m}_{s}" for m in ("ttft_ms", "tpot_ms") for s in ("p50", "p90", "p99", "sd")),
+     "prefill_ms", *SESSION_FIELDS}
 )  # fmt: skip
 # ASSUMPTION: knobs are honest within 0.5-2x (hypothetical.py); tier ranges are generous caps.
 DEFAULT_BOUNDS = {k: (0.5, 2.0) for k in HARDWARE_KNOBS} | {

@@ -26,6 +26,7 @@ from ..model.reasons import REASON_TEXT
 from ..model.system_batched import SystemTables, evaluate_chunk, evaluate_systems
 from ..model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, system_design
 from ..model.system_metrics import (
+    SESSION_FIELDS,
     SUB_AGENT_ADDED,
     SYSTEM_BOUNDS,
     SYSTEM_METRIC_FIELDS,
@@ -145,7 +146,7 @@ class Stack:
             sub = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
                                    self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub),
                                    chunk=chunk, kernel=kernel)  # fmt: skip
-            main = with_sub_agents(main, sub)
+            main = with_sub_agents(main, sub, self.profile, self.sub_profile)
         as_dict = lambda m: {f: np.asarray(getattr(m, f)) for f in SYSTEM_METRIC_FIELDS}  # noqa: E731
         return as_dict(main), (as_dict(sub) if sub is not None else None)
 
@@ -202,6 +203,18 @@ class Stack:
             finite = finite & (fins | ~added[:, None])
             feasible = feasible & fs
             jac = np.where(feasible[:, None, None], jac, 0.0)  # as the program does
+            session = np.array([k in SESSION_FIELDS for k in metrics])
+            if session.any():
+                # A session prices sub-agent calls at the sub replica's latencies, which the
+                # main replica's program does not see: values from ``with_sub_agents``, no
+                # derivative (flagged not finite, so gradient steps leave them out).
+                columns = {f: np.array([float(r[f]) for r in rows]) for f in SYSTEM_FIELDS}
+                columns.update({f: np.asarray(x)[:, i] for i, f in enumerate(CONTINUOUS_FIELDS)})
+                values = self.evaluate_arrays(columns)
+                for i in np.flatnonzero(session):
+                    y[:, i] = values[metrics[i]]
+                jac[:, session] = 0.0
+                finite[:, session] = False
         return y, jac, feasible, finite
 
     def warm_jacobian(self, n: int, metrics: tuple[str, ...]) -> None:

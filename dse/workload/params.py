@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, fields
 
+from dse.model.session_time import CHAIN_SLOTS
+
 _META_KEYS = {"sources", "title", "description"}
 
 
@@ -67,6 +69,11 @@ class SessionParams:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.sub_count_min > self.sub_count_max or self.sub_turns_min > self.sub_turns_max:
             raise ValueError("min > max in sub-agent counts")
+        if self.sub_count_max > CHAIN_SLOTS:
+            raise ValueError(
+                f"sub_count_max {self.sub_count_max}: the session model holds at most "
+                f"{CHAIN_SLOTS} parallel sub-agents per fan-out (dse.model.session_time)"
+            )
         if self.compaction_summary >= self.compaction_threshold:
             raise ValueError("compaction_summary must be below compaction_threshold")
         if self.max_tool_turns < 0 or self.prompt_cache_ttl_s < 0:

@@ -19,6 +19,7 @@ from dse.workload.cache import hit_curve, request_reuse
 from dse.workload.params import SessionParams
 from dse.workload.population import simulate_population
 from dse.workload.presets import load_preset
+from dse.workload.structure import session_structure
 from dse.workload.trace import load_mooncake
 
 
@@ -102,7 +103,12 @@ def build_profile(
         ),
         cache_grid=_f64(grid),
         hit_curve=_f64(curve),
+        **_session_fields(requests, new, session),
     )
+
+
+def _session_fields(requests: pd.DataFrame, new: np.ndarray, session: np.ndarray) -> dict:
+    return {k: _f64(v) for k, v in session_structure(requests, new, session).items()}
 
 
 def profile_for(
@@ -123,15 +129,24 @@ def split_profiles(
 ) -> tuple[WorkloadProfile, WorkloadProfile]:
     """(main-agent, sub-agent) profiles of one simulated population, for serving sub-agents on
     another model (the seed: sub-agents "can also run on smaller models"). Requests per session
-    count every session of the population, including those that spawned no sub-agent."""
+    count every session of the population, including those that spawned no sub-agent; both
+    carry the whole sessions' critical paths."""
     df = simulate_population(params, sessions, concurrency, np.random.default_rng(seed))
     n_sessions = int(df["session"].nunique())
+    # Both replicas carry the whole sessions' critical paths (``with_sub_agents`` prices them).
+    new = df["input_tokens"].to_numpy(dtype=np.float64) - request_reuse(
+        df, params.prompt_cache_ttl_s
+    ).per_request().astype(np.float64)
+    whole = _session_fields(df, new, _sessions(df))
+    names = list(whole)
     out = []
     for agent in ("main", "sub"):
         part = df[df["agent"] == agent]
         prof = build_profile(part, params, params.prompt_cache_ttl_s)
         per_session = _f64(len(part) / n_sessions)
-        out.append(eqx.tree_at(lambda p: p.requests_per_session, prof, per_session))
+        prof = eqx.tree_at(lambda p: p.requests_per_session, prof, per_session)
+        prof = eqx.tree_at(lambda p: [getattr(p, n) for n in names], prof, list(whole.values()))
+        out.append(prof)
     return out[0], out[1]
 
 

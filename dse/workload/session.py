@@ -27,6 +27,10 @@ Model (one row per LLM request):
   lognormal tool gap, or a human think time (clipped at ``think_gap_max_s``) before a user turn.
   ``gap_s`` is that non-LLM time (NaN on an agent's last request); ``user_turn`` marks main
   requests that follow a human message (the first one included).
+* Dependencies, for the critical path (``dse.workload.structure``): ``turn`` is the main turn a
+  row belongs to (for a sub-agent's rows, the turn that spawned it; the main agent resumes when
+  the slowest of that turn's sub-agents has handed back); ``handback_s`` is the non-LLM time
+  between a sub-agent's last call and its result reaching the main agent (NaN elsewhere).
 
 Random draws happen in the same order as the original seed-calibrated generator whenever
 ``user_turn_prob`` is 0, so the seed figures and ``DEFAULT_SEED`` are unchanged.
@@ -56,9 +60,14 @@ COLUMNS = [
     "duration_s",
     "gap_s",
     "user_turn",
+    "turn",
+    "handback_s",
 ]
-_INT_COLUMNS = ("agent_id", "input_tokens", "cached_prefix_tokens", "new_tokens", "output_tokens")
+_INT_COLUMNS = (
+    "agent_id", "input_tokens", "cached_prefix_tokens", "new_tokens", "output_tokens", "turn"
+)
 _GAP = COLUMNS.index("gap_s")
+_HANDBACK = COLUMNS.index("handback_s")
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
@@ -81,8 +90,9 @@ def _output(p: SessionParams, rng: np.random.Generator, median: float) -> int:
     return max(1, int(round(_lognormal(rng, median, p.output_sigma))))
 
 
-def _run_sub_agent(p, rng, agent_id: int, t0: float, rows: list) -> float:
-    """Append one sub-agent's calls to ``rows``; return its finish time."""
+def _run_sub_agent(p, rng, agent_id: int, turn: int, t0: float, rows: list) -> float:
+    """Append one sub-agent's calls (spawned by main turn ``turn``) to ``rows``; return its
+    finish time."""
     n = int(rng.integers(p.sub_turns_min, p.sub_turns_max + 1))
     ctx = int(round(p.sub_initial_context))
     prev_input = 0
@@ -91,10 +101,13 @@ def _run_sub_agent(p, rng, agent_id: int, t0: float, rows: list) -> float:
         out = _output(p, rng, p.sub_output_median)
         dur = _call_s(p, out)
         gap = _gap_s(p, rng) if i < n - 1 else np.nan
-        row = [t, "sub", agent_id, ctx, prev_input, ctx - prev_input, out, False, dur, gap, False]
+        row = [t, "sub", agent_id, ctx, prev_input, ctx - prev_input, out, False, dur, gap, False,
+               turn, np.nan]  # fmt: skip
         rows.append(row)
         prev_input = ctx
-        t += dur + (_gap_s(p, rng) if i == n - 1 else gap)  # last gap: result hand-back
+        if i == n - 1:  # the result's hand-back to the main agent
+            row[_HANDBACK] = gap = _gap_s(p, rng)
+        t += dur + gap
         ctx += out + int(round(_lognormal(rng, p.sub_append_median, p.sub_append_sigma)))
     return t
 
@@ -123,7 +136,8 @@ def session_rows(params: SessionParams, rng: np.random.Generator) -> list[list]:
         out = _output(p, rng, p.output_median)
         dur = _call_s(p, out)
         new = ctx - prev_input
-        row = [t, "main", 0, ctx, prev_input, new, out, compacted, dur, np.nan, user_turn]
+        row = [t, "main", 0, ctx, prev_input, new, out, compacted, dur, np.nan, user_turn, turn,
+               np.nan]  # fmt: skip
         rows.append(row)
         t_end = t + dur
         q = p.sub_spawn_prob
@@ -140,7 +154,7 @@ def session_rows(params: SessionParams, rng: np.random.Generator) -> list[list]:
             k = int(rng.integers(p.sub_count_min, p.sub_count_max + 1))
             finish = t_end
             for _ in range(k):
-                finish = max(finish, _run_sub_agent(p, rng, next_sub_id, t_end, rows))
+                finish = max(finish, _run_sub_agent(p, rng, next_sub_id, turn, t_end, rows))
                 next_sub_id += 1
             t_end = finish
             grow += int(round(k * p.sub_return_tokens))

@@ -152,6 +152,18 @@ def test_sub_agents_on_a_smaller_model_cost_less_per_session(tmp_path, monkeypat
     # sub-agent calls are most of the requests: a smaller model for them lowers the session cost
     assert df["usd_per_session"].iloc[0] < same["usd_per_session"].iloc[0]
     assert float(mixed.sub_profile.input_tokens) < float(mixed.profile.input_tokens)
+    # Sub-agent calls are priced at the 8B replica's (faster) latencies: the main agent waits
+    # less on its fan-outs; its own calls are unchanged.
+    assert df["session_fanout_minutes"].iloc[0] < same["session_fanout_minutes"].iloc[0]
+    assert df["session_minutes"].iloc[0] < same["session_minutes"].iloc[0]
+    # The Jacobian path takes those values from the same rule and flags their derivatives.
+    values = mixed.design_values(KIMI, "vr200_nvl72", "default", batch=8, prefill_units=32)
+    from dse.stack.jacobian import CONTINUOUS_FIELDS
+
+    x = np.array([[values[k] for k in CONTINUOUS_FIELDS]])
+    y, _, _, finite = mixed.jacobian([values], x, ("session_minutes", "usd_per_session"))
+    assert y[0, 0] == pytest.approx(df["session_minutes"].iloc[0], rel=1e-9)
+    assert not finite[0, 0].any() and finite[0, 1].all()
 
 
 def test_system_metrics_are_differentiable(stack):

@@ -29,7 +29,7 @@ def written(run_dir):
 
 def test_report_writes_figures_and_both_documents(run_dir, written):
     names = {p.name for p in written.figures}
-    for fig in ("frontier", "cost", "breakdown", "cache", "session"):
+    for fig in ("frontier", "cost", "breakdown", "cache", "session", "session_time"):
         assert {f"{fig}.png", f"{fig}.svg"} <= names, fig
     for p in written.all:
         assert p.is_file() and p.stat().st_size > 500 and p.is_relative_to(run_dir)
@@ -232,6 +232,38 @@ def test_deploy_card_shows_hypothetical_hardware_only_when_scaled():
     card = _deploy_card(row.copy().replace({1.0: 1.5}))
     (variant,) = [s for s in card if s["name"].startswith("hardware variant")]
     assert "hbm_bw_scale=1.5" in variant["text"]
+
+
+def test_session_times_are_shown_for_agent_sessions_only(run_dir, written):
+    """A recommended configuration of a session workload lists its session wall time and the
+    critical path's parts; fixed-length traffic (a "session" is one request) does not."""
+    from dse.report.context import SESSION_METRICS, shown_metrics
+
+    md = written.markdown.read_text()
+    for m in ("session_minutes_p95", "session_fanout_minutes", "ttft_ms_p99", "tpot_ms_p99"):
+        assert f"| {m} |" in md, m
+    review = build_review(load_run(run_dir))
+    assert set(SESSION_METRICS) <= set(shown_metrics(review))
+    review.run.summary["workload"] = "fixed"
+    assert not set(SESSION_METRICS) & set(shown_metrics(review))
+
+
+def test_frontier_axis_follows_a_p99_interactivity_objective(run_dir):
+    """``max:tok_s_user_p99`` draws the frontier on the p99 request's interactivity, and its
+    SLA lines on the p99 statistics."""
+    import dataclasses
+
+    from dse.report.figures.frontier import interactivity
+    from dse.search.objectives import parse_objectives
+
+    review = build_review(load_run(run_dir))
+    assert interactivity(review)[0] == "tok_s_user"
+    p99 = dataclasses.replace(
+        review, objectives=parse_objectives(["max:tok_s_user_p99", "min:usd_per_mtok"])
+    )
+    assert interactivity(p99)[0] == "tok_s_user_p99"
+    front = p99.frontier
+    assert (front["tok_s_user_p99"] <= front["tok_s_user"] * (1 + 1e-9)).all()
 
 
 def test_fixed_traffic_runs_name_their_traffic():

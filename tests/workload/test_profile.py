@@ -6,6 +6,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from dse.model.session_time import (
+    CHAIN_SLOTS,
+    COEFFICIENTS,
+    FANOUT_SLOTS,
+    SESSION_SLOTS,
+)
 from dse.model.workload import WorkloadProfile
 from dse.workload import CACHE_GRID_POINTS, infinite_hit_rate, load_mooncake, trace_dir
 from dse.workload.profile import profile_for, stack_profiles, trace_profile
@@ -24,6 +30,10 @@ def _check_leaves(prof: WorkloadProfile):
         assert bool(jnp.all(jnp.isfinite(leaf))), name
         expect = {"spec_acceptance": (3,), "cache_grid": (CACHE_GRID_POINTS,)}
         expect["hit_curve"] = (CACHE_GRID_POINTS,)
+        expect["session_paths"] = (SESSION_SLOTS, len(COEFFICIENTS))
+        expect["session_weight"] = (SESSION_SLOTS,)
+        expect["fanout_chains"] = (FANOUT_SLOTS, CHAIN_SLOTS, len(COEFFICIENTS))
+        expect["fanout_owner"] = (FANOUT_SLOTS, SESSION_SLOTS)
         assert leaf.shape == expect.get(name, ()), name
 
 

@@ -1,5 +1,6 @@
-"""Agentic-workload figures: the context length of one session's requests (the seed's Fig. 4)
-and prompt-cache hit rate and cost against KV-cache tier sizes.
+"""Agentic-workload figures: the context length of one session's requests (the seed's Fig. 4),
+prompt-cache hit rate and cost against KV-cache tier sizes, and session wall time against cost
+per session.
 
 Both draw what the study wrote (``dse.workload.record``: ``session`` and ``cache_curve`` tables,
 ``summary.json``'s ``workload_cache``), so the session and the hit-rate curve are the ones the
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..load import RunResults
 from ..review import Review
-from .style import PALETTE, Figure, save, subplots
+from .style import PALETTE, Figure, colors_for, pareto_2d, sample, save, subplots
 
 TIER_FIELDS = ("host_gb_per_gpu", "storage_tb")
 
@@ -149,3 +150,66 @@ def _cost_vs_tiers(ax, review: Review) -> None:
         ax.set_title("Where cached tokens come from (tier sizes were not searched)")
         ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.grid(alpha=0.3)
+
+
+def session_time_figure(review: Review, folder: Path) -> Figure | None:
+    """p95 session wall time against $ per session, per system (left), and where the mean
+    session's critical path goes for each recommended configuration (right)."""
+    cloud, top = review.candidates, review.top
+    if cloud.empty or "session_minutes_p95" not in cloud or top.empty:
+        return None
+    colors = colors_for(review.mixes)
+    fig, (ax, bars) = subplots(1, 2, figsize=(13, 4.6))
+    for mix in review.mixes:
+        mine = cloud[cloud["mix"] == mix]
+        if mine.empty:
+            continue
+        bg = sample(mine, 4000)
+        ax.scatter(bg["usd_per_session"], bg["session_minutes_p95"], s=3, color=colors[mix],
+                   alpha=0.15, lw=0, rasterized=True)  # fmt: skip
+        # The staircase of the cheapest $/session at each p95 or shorter.
+        idx = pareto_2d(-mine["usd_per_session"].to_numpy(), mine["session_minutes_p95"].to_numpy(),
+                        False)  # fmt: skip
+        stair = mine.iloc[idx].sort_values("usd_per_session")
+        ax.step(stair["usd_per_session"], stair["session_minutes_p95"], where="post",
+                color=colors[mix], lw=1.4, label=mix)  # fmt: skip
+    for _, row in top.iterrows():
+        ax.plot(row["usd_per_session"], row["session_minutes_p95"], marker="*", ms=10, ls="none",
+                color=colors.get(row["mix"], "k"), mec="k", mew=0.6)  # fmt: skip
+        ax.annotate(row["label"], (row["usd_per_session"], row["session_minutes_p95"]),
+                    xytext=(4, 4), textcoords="offset points", fontsize=8, weight="bold")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("$ per agent session (all-in cost)")
+    ax.set_ylabel("p95 session wall time (minutes)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    labels = [str(r) for r in top["label"]]
+    ttft = top["session_ttft_minutes"].to_numpy(dtype=np.float64)
+    decode = top["session_decode_minutes"].to_numpy(dtype=np.float64)
+    rest = np.maximum(top["session_minutes"].to_numpy(dtype=np.float64) - ttft - decode, 0.0)
+    y = np.arange(len(top))
+    left = np.zeros(len(top))
+    for part, name, color in ((ttft, "TTFT", PALETTE[3]), (decode, "decoding", PALETTE[0]),
+                              (rest, "tool gaps and hand-backs", "0.7")):  # fmt: skip
+        bars.barh(y, part, left=left, color=color, label=name)
+        left += part
+    fan = top["session_fanout_minutes"].to_numpy(dtype=np.float64)
+    bars.barh(y + 0.32, fan, height=0.18, color="k", alpha=0.55,
+              label="of the total: the main agent waiting on sub-agents")  # fmt: skip
+    bars.set_yticks(y, labels)
+    bars.invert_yaxis()
+    bars.set_xlabel("mean session wall time on the critical path (minutes)")
+    bars.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    bars.grid(axis="x", alpha=0.3)
+    # The p95 axis stops above the staircases: a few slow designs would flatten them.
+    upper = float(np.nanpercentile(cloud["session_minutes_p95"], 98))
+    ax.set_ylim(0.0, max(upper, float(top["session_minutes_p95"].max())) * 1.1)
+    fig.suptitle(review.run.title)
+    caption = (
+        "Left: each system's designs (faint) and its staircase of the cheapest $/session at each "
+        "p95 session time; stars: recommended configurations. Right: the mean session's critical "
+        "path (dse/model/session_time.py): TTFT and decoding of the calls the session waits on "
+        "(main agent and, per fan-out, the slowest sub-agent), then tool gaps and hand-backs; the "
+        "black bar: how much of that total the main agent spends waiting on its sub-agents."
+    )
+    return save(fig, folder, "session_time", "Session wall time vs $ per session", caption)
