@@ -19,7 +19,7 @@ def main() -> None:
     from dse.report.figures.breakdown import breakdown_figure
     from dse.report.figures.frontier import cost_figure, frontier_figure
     from dse.report.figures.sensitivity import sensitivity_figure
-    from dse.report.figures.workload import cache_figure, session_figure
+    from dse.report.figures.workload import cache_figure, session_figure, session_time_figure
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -38,6 +38,7 @@ def main() -> None:
             ("sensitivity", lambda: sensitivity_figure(review, figs)),
             ("cache", lambda: cache_figure(review, run, figs)),
             ("session", lambda: session_figure(run, workload, figs)),
+            ("session_time", lambda: session_time_figure(review, figs)),
         ):
             t = time.perf_counter()
             make()

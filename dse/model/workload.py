@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .numerics import safe_div
 from .session_time import CHAIN_SLOTS, COEFFICIENTS, FANOUT_SLOTS, SESSION_SLOTS
+from .tails import Spread, Z
 
 # The grid of the hit-rate curve: cache capacity / request rate in token-seconds (a capacity of
 # g * rate tokens holds what is re-read within g seconds' worth of requests, ``tiers.py``): 0,
@@ -54,8 +54,6 @@ class WorkloadProfile(eqx.Module):
 # Widest spread of request lengths accepted (std / mean): far beyond any published benchmark set
 # (MLPerf's widest, DeepSeek-R1's outputs, is 1.25).
 MAX_LENGTH_CV = 10.0
-# z of the standard normal's 99th percentile, for ``context_p99``.
-Z_P99 = 2.3263478740408408
 
 
 def mean_decode_context(
@@ -87,14 +85,8 @@ def context_p99(
     total = isl + osl
     sd_in, sd_out = isl * isl_cv, osl * osl_cv
     var = sd_in**2 + sd_out**2 + 2.0 * length_corr * sd_in * sd_out
-    cv2 = safe_div(jnp.maximum(var, 0.0), total**2, 0.0)
-    s2 = jnp.log1p(cv2)
-    # Double where: sqrt's derivative is infinite at 0 (fixed lengths), and inf * 0 is NaN in
-    # the gradient; the inner where keeps sqrt away from 0, the outer one restores s = 0.
-    positive = s2 > 0.0
-    s = jnp.where(positive, jnp.sqrt(jnp.where(positive, s2, 1.0)), 0.0)
-    # exp(mu + z s) with mu = ln(mean) - s^2 / 2; s = 0 gives the mean exactly.
-    return total * jnp.exp(Z_P99 * s - 0.5 * s2)
+    # The lognormal with that mean and variance (``tails.Spread``); s = 0 gives the mean exactly.
+    return Spread(jnp.zeros_like(total), total, jnp.maximum(var, 0.0)).quantile(Z[2])
 
 
 def single_call_sessions(
