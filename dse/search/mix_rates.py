@@ -43,6 +43,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from ..model.cost import accelerator_pool_cost, memory_tier_cost
 from ..model.hypothetical import hypothetical_hardware
@@ -203,18 +204,64 @@ def _caches(stack, model, v, lam, host_levels_gb, storage_levels_tb):
     return out, np.array(uncached)
 
 
+# Study constraints the MILP honours: per decode option (its SLA on interactivity and TPOT,
+# mean or percentile), per prefill option (TTFT, at each cache level's uncached tokens), and
+# on the whole mix (capex as the budget, power as the cap).
+DECODE_BOUNDED = ("tok_s_user", "tok_s_user_p99", "tpot_ms", "tpot_ms_p50", "tpot_ms_p90",
+                  "tpot_ms_p99", "tpot_ms_sd")  # fmt: skip
+PREFILL_BOUNDED = ("ttft_ms", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99")
+MILP_CONSTRAINTS = (*DECODE_BOUNDED, *PREFILL_BOUNDED, "capex_usd (max)", "power_kw (max)")
+
+
+def _split_constraints(constraints, power_cap_kw, budget_usd):
+    """(decode bounds, prefill bounds, power cap, budget) from a study's constraints; one clear
+    line for a constraint the MILP cannot honour (it would otherwise be silently ignored)."""
+    decode, prefill = [], []
+    for c in constraints:
+        if c.metric in DECODE_BOUNDED:
+            decode.append(c)
+        elif c.metric in PREFILL_BOUNDED:
+            prefill.append(c)
+        elif c.metric == "capex_usd" and c.low is None:
+            budget_usd = c.high if budget_usd is None else min(budget_usd, c.high)
+        elif c.metric == "power_kw" and c.low is None:
+            power_cap_kw = c.high if power_cap_kw is None else min(power_cap_kw, c.high)
+        else:
+            raise ValueError(
+                f"constraints: search=milp cannot honour a bound on {c.metric!r} (it sizes pools, "
+                f"not designs); it honours {', '.join(MILP_CONSTRAINTS)}, and search.min_tok_s_user"
+                ", search.max_ttft_ms: move the bound there or use another engine"
+            )
+    return tuple(decode), tuple(prefill), power_cap_kw, budget_usd
+
+
+def _within(frame: pd.DataFrame, bounds) -> pd.Series:
+    ok = pd.Series(True, index=frame.index)
+    for c in bounds:
+        if c.low is not None:
+            ok &= frame[c.metric] >= c.low
+        if c.high is not None:
+            ok &= frame[c.metric] <= c.high
+    return ok
+
+
 def build_mix_problem(
     stack, model: str, demand_sessions_s: float, *, decode_options=DEFAULT_DECODE_OPTIONS,
     prefill_options=DEFAULT_PREFILL_OPTIONS, host_levels_gb=HOST_LEVELS_GB,
     storage_levels_tb=STORAGE_LEVELS_TB, min_tok_s_user: float = 50.0,
     max_tpot_ms: float | None = None, max_ttft_ms: float = 3000.0,
     power_cap_kw: float | None = None, budget_usd: float | None = None,
-    software: str | dict = "default", batches=DEFAULT_BATCHES,
+    software: str | dict = "default", batches=DEFAULT_BATCHES, constraints=(),
 ) -> MixProblem:  # fmt: skip
     """The MILP for ``demand_sessions_s`` sessions/s of the Stack's workload on ``model``: each
     session brings ``requests_per_session`` requests of the profile's mean input/output tokens.
-    ``max_tpot_ms`` defaults to ``1000 / min_tok_s_user``. Options dropped (infeasible, or no
-    batch meets the SLA) are listed in ``notes``."""
+    ``max_tpot_ms`` defaults to ``1000 / min_tok_s_user``. ``constraints``: a study's
+    (``objectives.Constraint``), each honoured where the MILP can (``MILP_CONSTRAINTS``);
+    any other is refused. Options dropped (infeasible, or no batch meets the SLA) are listed in
+    ``notes``."""
+    decode_bounds, prefill_bounds, power_cap_kw, budget_usd = _split_constraints(
+        constraints, power_cap_kw, budget_usd
+    )
     if stack.sub_profile is not None:
         raise ValueError("hardware_mix sizes one model's pools; this workload runs sub-agents on "
                          "another model (sub_agent_model)")  # fmt: skip
@@ -238,6 +285,7 @@ def build_mix_problem(
         d, v = df[(df["kind"] == "decode") & (df["option"] == i)], e["values"]
         ok = d["reason"].isin(DECODE_OK) & (d["bound"] != "prefill_pool") & (d["output_tok_s"] > 0)
         sla = ok & (d["tok_s_user"] >= min_tok_s_user) & (d["tpot_ms"] <= max_tpot)
+        sla &= _within(d, decode_bounds)
         if not sla.any():
             best_user = d.loc[ok, "tok_s_user"].max() if ok.any() else 0.0
             why = f"at most {best_user:.0f} tok/s/user" if ok.any() else d["reason"].iloc[0]
@@ -261,7 +309,11 @@ def build_mix_problem(
         pts = d[ok].sort_values("uncached_tokens").drop_duplicates("uncached_tokens")
         us = pts["uncached_tokens"].to_numpy()
         ttft = np.interp(u, us, pts["ttft_ms"].to_numpy())
-        rate = np.where(ttft <= max_ttft_ms, u / np.interp(u, us, 1.0 / pts["requests_s"]), 0.0)
+        meets_sla = ttft <= max_ttft_ms
+        for c in prefill_bounds:  # the study's TTFT bounds at each cache level's uncached tokens
+            value = np.interp(u, us, pts[c.metric].to_numpy())
+            meets_sla &= (c.low is None or value >= c.low) & (c.high is None or value <= c.high)
+        rate = np.where(meets_sla, u / np.interp(u, us, 1.0 / pts["requests_s"]), 0.0)
         worker = v["prefill_tp"] * v["prefill_dp"]
         host = stack.catalog.host_tier(stack.host_names[int(v["host"])])
         cost = _pool_cost(stack, v, "prefill_hw", worker, PREFILL_UTILIZATION)
@@ -291,7 +343,8 @@ def hardware_mix(stack, model: str, demand_sessions_s: float, *, time_limit_s: f
     each with optional ``name``, ``software``, ``max_units``; ``host_levels_gb``,
     ``storage_levels_tb``, ``min_tok_s_user``, ``max_tpot_ms``, ``max_ttft_ms``,
     ``power_cap_kw``, ``budget_usd``, ``software`` (conf/software name or mapping),
-    ``batches``, ``time_limit_s`` (HiGHS, per solve). ``progress`` (:mod:`dse.progress`):
+    ``batches``, ``constraints`` (a study's, see ``build_mix_problem``), ``time_limit_s`` (HiGHS,
+    per solve). ``progress`` (:mod:`dse.progress`):
     the model evaluation and the solve show as phases."""
     progress = progress if progress is not None else Progress()
     with progress.phase("evaluating the pool options (the first run compiles the model)"):
@@ -348,7 +401,8 @@ class HardwareMix(Engine):
             if getattr(self, key) is not None:
                 options[key] = getattr(self, key)
         result = hardware_mix(problem.stack, problem.model, self.demand_sessions_s,
-                              time_limit_s=self.time_limit_s, progress=progress, **options)  # fmt: skip
+                              time_limit_s=self.time_limit_s, progress=progress,
+                              constraints=problem.constraints, **options)  # fmt: skip
         table = result.to_frame()
         return Found(None, {"mix": table}, result.summary(), {"mix": result}, answer=table)
 

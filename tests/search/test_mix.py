@@ -190,3 +190,27 @@ def test_hardware_mix_on_the_model_is_feasible_and_finite(stack):
     pre = lambda res: sum(m for o, m in zip(p.options, res.workers) if o.kind == "prefill")  # noqa: E731
     assert r_dear.feasible and pre(r_dear) > pre(r)
     assert dear.caches[r_dear.cache].hit_rate < p.caches[r.cache].hit_rate
+
+
+def test_study_constraints_bind_the_milp_or_are_refused(stack):
+    """A study's percentile SLA binds the MILP's options like its own SLA does (a p99 TPOT bound
+    drops decode options or moves them to smaller batches); a bound it cannot honour is one
+    clear error, never silently ignored."""
+    from dse.search.mix_rates import build_mix_problem
+    from dse.search.objectives import parse_constraints
+
+    base = build_mix_problem(stack, "llama3.1-70b", 0.05, storage_levels_tb=(0.0,))
+    rates = {o.name: o.rate[0] for o in base.options if o.kind == "decode"}
+    tight = parse_constraints({"tpot_ms_p99": {"max": 12.0}})
+    bound = build_mix_problem(stack, "llama3.1-70b", 0.05, storage_levels_tb=(0.0,),
+                              constraints=tight)  # fmt: skip
+    bound_rates = {o.name: o.rate[0] for o in bound.options if o.kind == "decode"}
+    assert bound_rates and set(bound_rates) <= set(rates)
+    assert all(bound_rates[n] <= rates[n] * (1 + 1e-9) for n in bound_rates)
+    assert any(bound_rates.get(n, 0.0) < rates[n] for n in rates)
+    capped = build_mix_problem(stack, "llama3.1-70b", 0.05, storage_levels_tb=(0.0,),
+                               constraints=parse_constraints({"power_kw": {"max": 500}}))  # fmt: skip
+    assert capped.power_cap_kw == 500
+    with pytest.raises(ValueError, match="cannot honour a bound on 'usd_per_mtok'"):
+        build_mix_problem(stack, "llama3.1-70b", 0.05,
+                          constraints=parse_constraints({"usd_per_mtok": {"max": 3}}))  # fmt: skip
