@@ -69,8 +69,8 @@ def build_profile(
     p = params if params is not None else SessionParams()
     inp = requests["input_tokens"].to_numpy(dtype=np.float64)
     out = requests["output_tokens"].to_numpy(dtype=np.float64)
-    prefix = request_reuse(requests, ttl_s).per_request().astype(np.float64)
-    new = inp - prefix
+    new = _new_tokens(requests, ttl_s)
+    prefix = inp - new
     session = _sessions(requests)
     n_sessions = int(session.max()) + 1
     if "gap_s" in requests and requests["gap_s"].notna().any():
@@ -107,6 +107,12 @@ def build_profile(
     )
 
 
+def _new_tokens(requests: pd.DataFrame, ttl_s: float) -> np.ndarray:
+    """Uncached prompt tokens per request: its input less the prefix reused within the TTL."""
+    prefix = request_reuse(requests, ttl_s).per_request().astype(np.float64)
+    return requests["input_tokens"].to_numpy(dtype=np.float64) - prefix
+
+
 def _session_fields(requests: pd.DataFrame, new: np.ndarray, session: np.ndarray) -> dict:
     return {k: _f64(v) for k, v in session_structure(requests, new, session).items()}
 
@@ -134,10 +140,7 @@ def split_profiles(
     df = simulate_population(params, sessions, concurrency, np.random.default_rng(seed))
     n_sessions = int(df["session"].nunique())
     # Both replicas carry the whole sessions' critical paths (``with_sub_agents`` prices them).
-    new = df["input_tokens"].to_numpy(dtype=np.float64) - request_reuse(
-        df, params.prompt_cache_ttl_s
-    ).per_request().astype(np.float64)
-    whole = _session_fields(df, new, _sessions(df))
+    whole = _session_fields(df, _new_tokens(df, params.prompt_cache_ttl_s), _sessions(df))
     names = list(whole)
     out = []
     for agent in ("main", "sub"):

@@ -18,12 +18,11 @@ import pandas as pd
 from dse.model.session_time import CHAIN_SLOTS, COEFFICIENTS, FANOUT_SLOTS, SESSION_SLOTS
 
 
-def _coefficients(frame: pd.DataFrame, new: np.ndarray, extra_s: np.ndarray | None = None):
-    """COEFFICIENTS of a group of calls (rows of ``frame``, uncached tokens ``new``)."""
-    out = frame["output_tokens"].to_numpy(dtype=np.float64)
-    gap = frame["gap_s"].to_numpy(dtype=np.float64) if "gap_s" in frame else np.zeros(len(out))
-    gap_s = float(np.nansum(gap)) + (float(np.nansum(extra_s)) if extra_s is not None else 0.0)
-    return [float(len(out)), float(new.sum()), float(out.sum()), gap_s, float((out**2).sum())]
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A float column with NaN (an agent's last call) as 0; zeros where the table has none."""
+    if name not in frame:
+        return np.zeros(len(frame))
+    return np.nan_to_num(frame[name].to_numpy(dtype=np.float64), nan=0.0)
 
 
 def session_structure(
@@ -31,51 +30,58 @@ def session_structure(
 ) -> dict[str, np.ndarray]:
     """The profile's session fields (``session_paths``, ``session_weight``, ``fanout_chains``,
     ``fanout_owner``) of ``requests`` with per-request uncached tokens ``new_tokens`` and session
-    index ``sessions`` (``profile._sessions``)."""
+    index ``sessions`` (``profile._sessions``). Vectorized: sums by group, no loop over calls."""
     k = len(COEFFICIENTS)
     paths = np.zeros((SESSION_SLOTS, k))
     weight = np.zeros(SESSION_SLOTS)
     chains = np.zeros((FANOUT_SLOTS, CHAIN_SLOTS, k))
     owner = np.zeros((FANOUT_SLOTS, SESSION_SLOTS))
-    new_tokens = np.asarray(new_tokens, dtype=np.float64)
+    sessions = np.asarray(sessions, dtype=np.int64)
+    out = requests["output_tokens"].to_numpy(dtype=np.float64)
+    gaps = _column(requests, "gap_s") + _column(requests, "handback_s")
+    coef = np.stack([np.ones(len(out)), np.asarray(new_tokens, np.float64), out, gaps, out**2], 1)
     is_sub = (requests["agent"] == "sub").to_numpy() if "agent" in requests else None
-    order = np.argsort(sessions, kind="stable")
-    starts = np.searchsorted(sessions[order], np.arange(SESSION_SLOTS + 1))
-    fanouts = 0
-    for s in range(min(SESSION_SLOTS, int(sessions.max()) + 1)):
-        rows = order[starts[s] : starts[s + 1]]
-        main = rows if is_sub is None else rows[~is_sub[rows]]
-        sub = rows[:0] if is_sub is None else rows[is_sub[rows]]
-        groups = []
-        if len(sub):
-            frame = requests.iloc[sub]
-            keys = frame[["turn", "agent_id"]].to_numpy()
-            for turn in np.unique(keys[:, 0]):
-                agents = np.unique(keys[keys[:, 0] == turn, 1])
-                if len(agents) > CHAIN_SLOTS:
-                    raise ValueError(
-                        f"a main turn spawns {len(agents)} sub-agents at once; the session model "
-                        f"holds at most {CHAIN_SLOTS} per fan-out (lower sub_count_max in the "
-                        "workload preset)"
-                    )
-                groups.append([sub[(keys[:, 0] == turn) & (keys[:, 1] == a)] for a in agents])
-        if fanouts + len(groups) > FANOUT_SLOTS:
-            if s == 0:
-                raise ValueError(
-                    f"one session spawns sub-agents {len(groups)} times; the session model holds "
-                    f"at most {FANOUT_SLOTS} fan-outs (fewer main_turns or a lower "
-                    "sub_spawn_prob in the workload preset)"
-                )
-            break  # the sessions sampled so far fill the fan-out slots
-        paths[s] = _coefficients(requests.iloc[main], new_tokens[main])
-        weight[s] = 1.0
-        for chain_rows in groups:
-            for j, chain in enumerate(chain_rows):
-                frame = requests.iloc[chain]
-                handback = frame["handback_s"].to_numpy(dtype=np.float64)
-                chains[fanouts, j] = _coefficients(frame, new_tokens[chain], handback)
-            owner[fanouts, s] = 1.0
-            fanouts += 1
+    is_sub = np.zeros(len(out), dtype=bool) if is_sub is None else is_sub
+    considered = sessions < SESSION_SLOTS
+    # Sub-agent chains (session, spawning turn, agent) and their fan-outs (session, turn).
+    sub = np.flatnonzero(is_sub & considered)
+    turn = requests["turn"].to_numpy()[sub] if len(sub) else np.zeros(0, dtype=np.int64)
+    agent = requests["agent_id"].to_numpy()[sub] if len(sub) else np.zeros(0, dtype=np.int64)
+    chain_keys, chain_of = np.unique(np.stack([sessions[sub], turn, agent], 1), axis=0,
+                                     return_inverse=True)  # fmt: skip
+    chain_of = chain_of.reshape(-1)
+    chain_coef = np.zeros((len(chain_keys), k))
+    np.add.at(chain_coef, chain_of, coef[sub])
+    fan_keys, fan_of = np.unique(chain_keys[:, :2], axis=0, return_inverse=True)
+    fan_of = fan_of.reshape(-1)
+    width = np.bincount(fan_of, minlength=len(fan_keys))
+    if len(width) and width.max() > CHAIN_SLOTS:
+        raise ValueError(
+            f"a main turn spawns {width.max()} sub-agents at once; the session model holds at "
+            f"most {CHAIN_SLOTS} per fan-out (lower sub_count_max in the workload preset)"
+        )
+    # Sessions are kept in order while their fan-outs fit the slots.
+    n = min(SESSION_SLOTS, int(sessions.max()) + 1)
+    per_session = np.bincount(fan_keys[:, 0], minlength=n)[:n]
+    fits = np.cumsum(per_session) <= FANOUT_SLOTS
+    if not fits[0]:
+        raise ValueError(
+            f"one session spawns sub-agents {per_session[0]} times; the session model holds at "
+            f"most {FANOUT_SLOTS} fan-outs (fewer main_turns or a lower sub_spawn_prob in the "
+            "workload preset)"
+        )
+    kept = int(np.argmin(fits)) if not fits.all() else n
+    weight[:kept] = 1.0
+    main = np.flatnonzero(~is_sub & (sessions < kept))
+    np.add.at(paths, sessions[main], coef[main])
+    # Fan-outs are sorted by session, so the kept ones are the first; a chain's slot is its rank
+    # among its fan-out's chains (chain keys are sorted within a fan-out).
+    fans = np.flatnonzero(fan_keys[:, 0] < kept)
+    first_chain = np.searchsorted(fan_of, np.arange(len(fan_keys)))
+    use = fan_of < len(fans)
+    slot = np.arange(len(chain_keys)) - first_chain[fan_of]
+    chains[fan_of[use], slot[use]] = chain_coef[use]
+    owner[fans, fan_keys[fans, 0]] = 1.0
     return {
         "session_paths": paths,
         "session_weight": weight,
