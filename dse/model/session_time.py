@@ -138,7 +138,10 @@ def session_times(
     critical = jnp.take_along_axis(chains, slowest[:, None, None], axis=1)[:, 0, :]
     fan_total, fan_ttft, fan_decode = sub.time(critical)
     fan_jitter = sub.jitter(critical)
-    per_session = lambda x: x @ owner  # noqa: E731  [FANOUT_SLOTS] -> [SESSION_SLOTS]
+    # [FANOUT_SLOTS] -> [SESSION_SLOTS] as an elementwise product and a reduce, not a matmul:
+    # a batched dot's rounding depends on the batch size (BLAS blocking), which would make a
+    # design's metrics depend on the chunk it was evaluated in.
+    per_session = lambda x: jnp.sum(x[:, None] * owner, axis=0)  # noqa: E731
     total = main_total + per_session(fan_total)
     jitter = main.jitter(paths) + per_session(fan_jitter)
 
