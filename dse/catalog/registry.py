@@ -17,7 +17,7 @@ from ..files import conf_dir as conf_dir
 from ..files import load_yaml
 from ..jax_config import configure
 from ..model.architecture import Architecture
-from ..model.hardware import HARDWARE_FIELDS, HOST_FIELDS, Hardware, HostTier
+from ..model.hardware import HARDWARE_FIELDS, HOST_FIELDS, LINK_LATENCY_FIELDS, Hardware, HostTier
 from ..model.workload import MAX_LENGTH_CV
 from ..values import number
 
@@ -146,6 +146,12 @@ class Catalog:
                     self.hosts[path.stem] = HostEntry(path.stem, data.get("title", ""), vals, data)
                     continue
                 spec = {k: v for k, v in data.items() if k in HARDWARE_FIELDS}
+                missing = [k for k in LINK_LATENCY_FIELDS if data.get(k) is None]
+                if missing:
+                    raise ValueError(
+                        f"no {', '.join(missing)} (one-way link latency in us, with a source: "
+                        "a measurement, or an ESTIMATE saying why)"
+                    )
                 hw = Hardware.from_mapping(spec, data["generation"], kind)
             except (KeyError, TypeError, ValueError) as e:
                 raise CatalogError(

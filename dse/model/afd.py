@@ -39,6 +39,16 @@ def afd_link_bandwidth(att: Setup, ffn: Setup, attention_workers: Array) -> Arra
     return jnp.minimum(worker, ffn_share) * att.eff.link_eff
 
 
+def afd_hop_seconds(att: Setup, ffn: Setup) -> Array:
+    """Fixed time of one one-way hand-off between the pools (there are two per layer): the
+    NIC-to-NIC hop of the slower end (``Hardware.scaleout_hop_us``, sourced per chip), plus
+    one kernel on the attention side that posts or polls the transfer (``kernel_us``; the FFN
+    side of an SRAM-first pool is compiler-scheduled and issues nothing). Before 2026-12 this
+    was a flat 25 us per hop (``Runtime.latency_scaleout_us``, a collective's latency)."""
+    hop = jnp.maximum(att.hw.scaleout_hop_us, ffn.hw.scaleout_hop_us)
+    return (hop + att.eff.kernel_us) * 1e-6
+
+
 def afd_step(
     att: Setup, ffn: Setup, seg: Segment, attention_workers: Array, microbatches: Array
 ) -> Cost:
@@ -55,7 +65,7 @@ def afd_step(
     t_ffn = ffn_block(ffn, ffn_tokens).overlapped(ffn) + ffn_overhead(ffn)
     per_layer = 2.0 * tokens * d_a.dp * a.hidden_size * ACT_BYTES
     link = afd_link_bandwidth(att, ffn, attention_workers)
-    t_link = a.num_layers * (safe_div(per_layer, link) + 2.0 * att.rt.latency_scaleout_us * 1e-6)
+    t_link = a.num_layers * (safe_div(per_layer, link) + 2.0 * afd_hop_seconds(att, ffn))
     link_cost = network_cost(t_link)
     busiest = soft_max(soft_max(t_attn.total, t_ffn.total), t_link)
     pipelined = t_attn + t_ffn + link_cost
@@ -67,4 +77,4 @@ def afd_step(
     return host_overlapped(att, gpu, seg.seqs)
 
 
-__all__ = ["afd_link_bandwidth", "afd_step"]
+__all__ = ["afd_hop_seconds", "afd_link_bandwidth", "afd_step"]

@@ -61,7 +61,11 @@ def send_recv_time(
 ) -> Array:
     """Point-to-point activation hand-off between pipeline stages."""
     rate = jnp.where(crosses, _scaleout_rate(hw, eff), _scaleup_rate(hw, jnp.asarray(2.0), eff))
-    lat = jnp.where(crosses, rt.latency_scaleout_us, eff.collective_latency_us) * 1e-6
+    # A send costs the same issue and synchronisation either way (``collective_latency_us``,
+    # measured inside the domain, where it includes one scale-up hop); leaving the domain
+    # swaps that hop for the NIC-to-NIC one (``Hardware.scaleout_hop_us``, sourced per chip).
+    extra_hop = jnp.maximum(hw.scaleout_hop_us - hw.scaleup_hop_us, 0.0)
+    lat = (eff.collective_latency_us + jnp.where(crosses, extra_hop, 0.0)) * 1e-6
     return safe_div(nbytes, rate) + lat
 
 

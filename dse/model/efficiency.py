@@ -222,7 +222,7 @@ def framework_code(name: str) -> float:
 class Runtime(eqx.Module):
     """Serving-engine facts shared by all hardware (defaults cited; override in config)."""
 
-    latency_scaleout_us: Array  # per collective over the NIC (RDMA)
+    latency_scaleout_us: Array  # per collective across scale-up domains (NIC, RDMA)
     moe_imbalance: Array  # max/mean expert load at large EP without EPLB (workloads.md §6: ~1.2)
     reserve_fraction: Array  # HBM kept free of weights+KV (vLLM gpu_memory_utilization=0.9)
     max_batch_per_rank: Array  # engine cap on sequences per DP rank (TRT-LLM default 2048)
@@ -276,7 +276,10 @@ RUNTIME_SCALARS = (
 def default_runtime() -> Runtime:
     fw = {f: jnp.asarray([FRAMEWORK_PRIOR[n][f] for n in FRAMEWORKS]) for f in FRAMEWORK_FIELDS}
     return Runtime(
-        latency_scaleout_us=jnp.asarray(25.0),  # DeepEP low-latency kernels, 77-194 us incl. data
+        # A collective (all-reduce, all-to-all) across scale-up domains: NCCL all-reduce of 8 B
+        # over 2 nodes ~19-20 us (NVIDIA/nccl-tests #150); DeepEP low-latency all-to-all 77-194
+        # us incl. data. A point-to-point hop is a chip's own ``Hardware.scaleout_hop_us``.
+        latency_scaleout_us=jnp.asarray(25.0),
         moe_imbalance=jnp.asarray(1.2),
         reserve_fraction=jnp.asarray(0.1),
         max_batch_per_rank=jnp.asarray(2048.0),

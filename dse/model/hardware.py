@@ -29,9 +29,19 @@ HARDWARE_FIELDS: dict[str, float] = {
     "scaleup_domain": 1.0,  # accelerators in one scale-up domain (NVL8, NVL72, LPX rack)
     "scaleout_bandwidth_gbit": 0.0,  # NIC line rate per accelerator, one direction
     "host_link_bandwidth_gbs": 0.0,  # accelerator <-> host memory, per direction
+    # One-way latency of a small message over each link (wire, switches, NIC; not the software
+    # issue cost, which the calibration's per-operation latencies carry). Required in every
+    # accelerator file (``LINK_LATENCY_FIELDS``): 0 only for an ideal machine in tests.
+    "scaleup_hop_us": 0.0,  # chip to chip in the scale-up domain (NVLink, Infinity Fabric, C2C)
+    "scaleout_hop_us": 0.0,  # NIC to NIC through the scale-out fabric (RDMA, across racks)
+    "host_link_hop_us": 0.0,  # accelerator <-> host memory (NVLink-C2C or PCIe)
     "tdp_w": 0.0,
     "price_usd": 0.0,  # capex per accelerator (share of rack where sold as a rack)
 }
+
+# Link latencies every accelerator file must give (with a source): a missing one would silently
+# make a hop free.
+LINK_LATENCY_FIELDS: tuple[str, ...] = ("scaleup_hop_us", "scaleout_hop_us", "host_link_hop_us")
 
 # Numeric fields of a host-tier YAML (``kind: cpu``).
 HOST_FIELDS: dict[str, float] = {
@@ -69,6 +79,9 @@ class Hardware(eqx.Module):
     scaleup_domain: Array
     scaleout_bandwidth_gbit: Array
     host_link_bandwidth_gbs: Array
+    scaleup_hop_us: Array
+    scaleout_hop_us: Array
+    host_link_hop_us: Array
     tdp_w: Array
     price_usd: Array
     generation: Array  # index into GENERATIONS (float so it stacks; used to pick calibration)

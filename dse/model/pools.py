@@ -34,7 +34,7 @@ from .roofline import Cost, select_cost
 from .speculation import speculation_cost
 from .step import draft_cost, forward_cost
 from .system_design import SystemDesign
-from .tiers import kv_bytes_per_token
+from .tiers import HOST_LATENCY_S, kv_bytes_per_token
 from .workload import WorkloadProfile
 
 
@@ -96,6 +96,7 @@ class Pools(eqx.Module):
     storage_bandwidth: Array
     host_link_total: Array
     storage_link_total: Array
+    host_restore_latency: Array  # seconds: fixed cost of one host-tier restore
     handoff_seconds: Array
 
     def __init__(
@@ -209,9 +210,12 @@ class Pools(eqx.Module):
         d = self.decode.design
         decode_nic = d.tp * d.pp * d.dp * hw_decode.scaleout_bandwidth
         handoff_bw = jnp.minimum(nic, decode_nic) * ps.eff.link_eff
-        handoff = (
-            safe_div(isl * self.kv_bytes_per_token, handoff_bw) + rt.latency_scaleout_us * 1e-6
-        )
+        # One RDMA transfer from the prefill to the decode worker: bytes over the narrower
+        # end's NICs plus one NIC-to-NIC hop of the slower end (``Hardware.scaleout_hop_us``).
+        hop = jnp.maximum(ps.hw.scaleout_hop_us, hw_decode.scaleout_hop_us) * 1e-6
+        handoff = safe_div(isl * self.kv_bytes_per_token, handoff_bw) + hop
+        # Fixed time of one host-tier restore: the DMA set-up plus the host link's hop.
+        self.host_restore_latency = HOST_LATENCY_S + ps.hw.host_link_hop_us * 1e-6
         self.handoff_seconds = jnp.where(self.disagg, handoff, 0.0)
 
     # ----- steps ------------------------------------------------------------------------------

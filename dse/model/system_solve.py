@@ -222,6 +222,7 @@ def settler(p: Pools, k: Array, tau: Array, prefill_utilization: float = PREFILL
             plan = restore_plan(
                 hits, isl, p.kv_bytes_per_token, p.host_bandwidth, p.storage_bandwidth,
                 recompute_s, rate, p.host_link_total, p.storage_link_total,
+                host_latency=p.host_restore_latency,
             )  # fmt: skip
         else:  # no lower tier: every hit is in HBM, nothing to restore
             zero = jnp.zeros_like(rate)

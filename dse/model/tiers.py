@@ -33,8 +33,9 @@ from .architecture import Architecture
 from .layer import kv_bytes_per_token_layer
 from .numerics import safe_div
 
-# Fixed cost of one restore (ASSUMPTION): a host DMA setup is ~10 us; a context-storage read
-# over NVMe-oF / RDMA adds a network round trip and a flash read, ~100 us.
+# Fixed cost of one restore (ASSUMPTION): a host DMA setup is ~10 us (the host link's own hop,
+# ``Hardware.host_link_hop_us``, is added by the system model); a context-storage read over
+# NVMe-oF / RDMA adds a network round trip and a flash read, ~100 us.
 HOST_LATENCY_S = 10e-6
 STORAGE_LATENCY_S = 100e-6
 
@@ -113,6 +114,8 @@ def restore_plan(
     request_rate: Array,
     host_link_total: Array,
     storage_link_total: Array,
+    *,
+    host_latency: Array | float = HOST_LATENCY_S,
 ) -> Restore:
     """Per request: for each lower tier, restore its hit tokens or recompute them, whichever
     gives the shorter critical path (an engine with a load-vs-recompute policy; Mooncake
@@ -128,6 +131,8 @@ def restore_plan(
     Each tier link carries at most ``LINK_UTILIZATION`` of its aggregate bandwidth
     (``*_link_total``, bytes/s for the whole system) at ``request_rate``; hits beyond that are
     recomputed (an engine restores what the link carries; it does not stall on it).
+    ``host_latency``: fixed seconds of one host restore (the system model passes the DMA
+    set-up plus the accelerator's ``host_link_hop_us``).
     """
     misses = input_tokens * jnp.maximum(1.0 - hits.total, 0.0)
     rate = jnp.maximum(request_rate, 0.0)
@@ -141,7 +146,7 @@ def restore_plan(
     storage_tokens = (
         hits.storage * input_tokens * carried(hits.storage * input_tokens, storage_link_total)
     )
-    t_host = safe_div(host_tokens * bytes_per_token, host_bandwidth, 1e9) + HOST_LATENCY_S
+    t_host = safe_div(host_tokens * bytes_per_token, host_bandwidth, 1e9) + host_latency
     t_storage = (
         safe_div(storage_tokens * bytes_per_token, storage_bandwidth, 1e9) + STORAGE_LATENCY_S
     )

@@ -192,7 +192,8 @@ def build_context(review: Review, figures: list, files: list[str]) -> dict:
         "hardware": _hardware_assumptions(hardware),
         "cost": _sourced(cfg.get("cost") or {}, COST_KEYS),
         "calibration": {k: cal.get(k) for k in ("date", "rows_used", "method", "command")},
-        "sensitivity": _sensitivity_lines(review), "figures": figures, "files": files,
+        "sensitivity": _sensitivity_lines(review), "whatif": _whatif(review),
+        "figures": figures, "files": files,
     }  # fmt: skip
 
 
@@ -248,3 +249,37 @@ def _sensitivity_lines(review: Review) -> list[str]:
             lines.append(f"{label}: {metric} moves most with {top['field']} (elasticity "
                          f"{top['elasticity']:+.3f}; {top['per_unit']:+.4g} per {top['unit']})")  # fmt: skip
     return lines
+
+
+def _whatif(review: Review) -> dict | None:
+    """The run's ``whatif`` table (``dse.search.whatif``) as the report's "What would change
+    the answer": per losing system, each parameter's value at which it would tie the winner."""
+    t = review.run.table("whatif")
+    if t.empty:
+        return None
+    first = t.iloc[0]
+    rows = []
+    for _, r in t.iterrows():
+        behind = r["gap_nominal_pct"]
+        system = f"{r['system']} ({'+' if behind >= 0 else ''}{fmt(behind)} %)" \
+            if np.isfinite(behind) else f"{r['system']} (misses the target)"  # fmt: skip
+        if r["parameter"] in ("", "all"):
+            answer = r["verdict"]
+            if r["parameter"] == "all" and np.isfinite(r["gap_at_limit_pct"]) and r["verdict"] != "ties":
+                answer += f" (still +{fmt(r['gap_at_limit_pct'])} %)"
+            rows.append({"system": system, "parameter": r["label"] or "any", "nominal": "",
+                         "answer": answer, "range": ""})  # fmt: skip
+            continue
+        unit = f" {r['unit']}" if r["unit"] not in ("fraction", "") else ""
+        if r["verdict"] == "ties at":
+            answer = f"**{fmt(r['tie_value'])}{unit}** ({fmt(r['change_pct'])} %)"
+        elif r["verdict"] == "no value in range":
+            left = r["gap_at_limit_pct"]
+            answer = "no value in range" + (f" (still +{fmt(left)} % at the limit)"
+                                            if np.isfinite(left) else " (target still missed)")  # fmt: skip
+        else:
+            answer = r["verdict"]
+        rows.append({"system": system, "parameter": r["label"], "nominal": f"{fmt(r['nominal'])}{unit}",
+                     "answer": answer, "range": f"{fmt(r['low'])}-{fmt(r['high'])}{unit}"})  # fmt: skip
+    return {"winner": first["winner"], "score": fmt(first["winner_score"]), "metric": first["rank_metric"],
+            "rows": rows}  # fmt: skip

@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..files import load_yaml
 
-TABLES = ("points", "frontier", "best", "sensitivities", "refined", "mix", "session", "cache_curve")
+TABLES = ("points", "frontier", "best", "sensitivities", "refined", "whatif", "mix", "session",
+          "cache_curve")
 
 
 @dataclass(frozen=True)

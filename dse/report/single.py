@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from ..search.study import ratio_systems
 from .context import build_context
 from .figures.breakdown import breakdown_figure
 from .figures.frontier import cost_figure, frontier_figure
 from .figures.mix import mix_context, mix_figure
+from .figures.ratio import cost_ratio_figure
 from .figures.sensitivity import sensitivity_figure
 from .figures.style import style
 from .figures.workload import cache_figure, session_figure, session_time_figure
@@ -25,12 +27,13 @@ def write_run_report(run: RunResults, top: int | None = None, baseline: str | No
     if top < 1:
         raise ValueError(f"top={top}: give the number of configurations to recommend (>= 1)")
     baseline = baseline or opts.get("baseline")
+    ratio_to = ratio_systems(opts.get("ratio_to"))
     folder = run.path / "figures"
     with style():  # the report's matplotlib settings, restored afterwards
-        return _write_run_report(run, top, baseline, folder)
+        return _write_run_report(run, top, baseline, folder, ratio_to)
 
 
-def _write_run_report(run: RunResults, top: int, baseline: str | None, folder):
+def _write_run_report(run: RunResults, top: int, baseline: str | None, folder, ratio_to=()):
     from . import ReportFiles
 
     if run.engine == "milp":
@@ -42,6 +45,8 @@ def _write_run_report(run: RunResults, top: int, baseline: str | None, folder):
     figures = []
     if len(review.frontier):
         figures += [frontier_figure(review, folder), cost_figure(review, folder)]
+        if ratio_to:
+            figures.append(cost_ratio_figure(review, folder, list(ratio_to)))
         figures.append(breakdown_figure(review, folder))
         figures.append(sensitivity_figure(review, folder))
         if workload not in FIXED_TRAFFIC:

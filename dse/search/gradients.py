@@ -320,13 +320,16 @@ class Gradients(Engine):
     to ``top`` frontier points (the recommended configurations first, then the best, then
     points spread along the first objective), ``sensitivities`` of every metric to every
     continuous field and, with ``refine`` (``{objective, steps}``), projected-gradient
-    refinement of the hypothetical-hardware knobs. Adds the tables ``sensitivities`` and
-    ``refined``; the frontier is the base engine's."""
+    refinement of the hypothetical-hardware knobs, and with ``whatif`` the value of each
+    uncertain parameter at which a losing system would tie the winner at the target
+    (:mod:`.whatif`). Adds the tables ``sensitivities``, ``refined`` and ``whatif``; the
+    frontier is the base engine's."""
 
     base: Engine
     top: int
     sensitivities: bool
     refine: dict | None
+    whatif: bool
 
     @property
     def name(self) -> str:  # the report names the engine that searched the space
@@ -337,6 +340,8 @@ class Gradients(Engine):
             raise ValueError("search.base: gradients refine a frontier; give a Pareto engine "
                              "(exhaustive or optuna)")  # fmt: skip
         object.__setattr__(self, "top", count("search.top", self.top))
+        if not isinstance(self.whatif, bool):
+            raise ValueError(f"search.whatif={self.whatif!r}: give true or false")
         if self.refine is not None:
             if not isinstance(self.refine, Mapping):
                 raise ValueError(
@@ -366,7 +371,14 @@ class Gradients(Engine):
         # The Jacobian program does not depend on what the search finds: an entry point
         # compiles it while the search runs (on two cores the compiles overlap).
         warm = functools.partial(problem.stack.warm_jacobian, self.top, METRICS)
-        return (*self.base.ahead(problem), *((warm,) if self.sensitivities else ()))
+        jobs = (*self.base.ahead(problem), *((warm,) if self.sensitivities else ()))
+        if self.whatif and problem.space is not None:  # the what-if's batch of candidates
+            from .whatif import candidate_batch
+
+            systems = sum(len(dict(zip(p.fields, p.choices)).get("system", ("",)))
+                          for p in problem.space.products)  # fmt: skip
+            jobs += (functools.partial(problem.stack.warm_sweep, candidate_batch(systems)),)
+        return jobs
 
     def run(self, problem: Problem, progress: Progress) -> Found:
         found = self.base.run(problem, progress)
@@ -375,9 +387,21 @@ class Gradients(Engine):
         try:
             with progress.phase("gradients (compiled once, then cached)"):
                 tables = self._tables(problem, frontier)
+            if self.whatif:
+                with progress.phase("what would change the answer"):
+                    tables["whatif"] = self._whatif(problem, found.result.points, frontier)
         except Exception as error:  # the search's own result is kept (written) all the same
             raise Unfinished(found, error) from error
         return dataclasses.replace(found, tables={**found.tables, **tables})
+
+    def _whatif(self, problem: Problem, points, frontier: pd.DataFrame) -> pd.DataFrame:
+        """:func:`.whatif.what_would_change` over every evaluated design (or, where a large
+        sweep kept only its front, the frontier's)."""
+        from .whatif import what_would_change
+
+        table = points if points is not None and len(points) else frontier
+        return what_would_change(problem.stack, table, problem.model, rank=problem.rank,
+                                 target=problem.constraints + problem.best_where)  # fmt: skip
 
     def _tables(self, problem: Problem, frontier: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if frontier.empty:

@@ -306,6 +306,13 @@ def _check_report_options(cfg: dict) -> None:
     systems = [
         str(x) for x in (space.get("systems") or (space.get("choices") or {}).get("system") or [])
     ]
+    for name in ratio_systems(opts.get("ratio_to")):
+        if systems and name not in systems:
+            near = difflib.get_close_matches(name, systems, n=1)
+            raise ValueError(
+                f"report.ratio_to: {name!r} is not a system of this study; "
+                f"{f'did you mean {near[0]}? ' if near else ''}choose among {', '.join(systems)}"
+            )
     if baseline and systems and str(baseline) not in systems:
         near = difflib.get_close_matches(str(baseline), systems, n=1)
         raise ValueError(
@@ -327,6 +334,18 @@ def setting(cfg: dict, key: str, where: str = ""):
 def report_top(cfg) -> int:
     """How many recommended configurations the report shows (``report.top``), checked."""
     return count("report.top", setting(cfg, "top", "report"))
+
+
+def ratio_systems(value) -> list[str]:
+    """``report.ratio_to``: the reference systems of the report's cost-advantage figure (a name
+    or a list of names; null: no figure)."""
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else list(value)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"report.ratio_to={value!r}: give a system name or a list of them "
+                         "(e.g. [gb200_nvl72, gb300_nvl72]), or null")  # fmt: skip
+    return names
 
 
 def _rank_by(cfg: dict) -> Objective:

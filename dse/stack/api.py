@@ -12,6 +12,8 @@ all in one vectorized call.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -38,6 +40,15 @@ from ..workload.presets import load_preset
 from ..workload.profile import profile_for, split_profiles
 from .config import load_group, system_values
 from .jacobian import CONTINUOUS_FIELDS, FAST_COMPILE, jacobian_batch
+
+
+class ModelInputs(NamedTuple):
+    """What the system model reads besides the designs and the workload profile."""
+
+    tables: SystemTables
+    efficiency: object  # dse.model.efficiency.Efficiency, one entry per generation
+    runtime: object  # dse.model.efficiency.Runtime
+    cost: object  # dse.model.cost.CostParams
 
 
 def _sweep_kernel() -> Kernel:
@@ -98,6 +109,25 @@ class Stack:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._sweep = _sweep_kernel()
+
+    @property
+    def inputs(self) -> ModelInputs:
+        """The model's inputs besides the designs and the workload: catalog tables,
+        calibrated efficiencies and runtime, cost parameters."""
+        cal = self.calibration
+        return ModelInputs(self.tables, cal.efficiency, cal.runtime, self.cost)
+
+    def with_inputs(self, inputs: ModelInputs) -> Stack:
+        """This stack with other model inputs of the same shapes (a what-if: a price, a link
+        latency, an efficiency changed). The compiled programs are shared: values, not
+        shapes, changed, so nothing is traced or compiled again. ``self`` is unchanged."""
+        other = object.__new__(Stack)  # not copy.copy: pickling drops the compiled programs
+        other.__dict__.update(self.__dict__)
+        cal = self.calibration
+        other.tables, other.cost = inputs.tables, inputs.cost
+        other.calibration = Calibration(inputs.efficiency, inputs.runtime, cal.fitted,
+                                        cal.provenance)  # fmt: skip
+        return other
 
     def design_values(
         self, model: str, system: str | dict, software: str | dict = "default", **overrides
@@ -217,6 +247,13 @@ class Stack:
                 finite[:, session] = False
         return y, jac, feasible, finite
 
+    def warm_sweep(self, n: int) -> None:
+        """Load (or compile) the sweep program for a batch of ``n`` designs, on default
+        designs: what an entry point runs in the background for a later small evaluation (the
+        what-if's candidates) while the search sweeps in large chunks."""
+        row = {f: np.array([float(v)] * n) for f, v in SYSTEM_DEFAULTS.items()}
+        self.evaluate_arrays(row)
+
     def warm_jacobian(self, n: int, metrics: tuple[str, ...]) -> None:
         """Compile (or load from JAX's cache) the program ``jacobian`` runs for up to ``n``
         designs and ``metrics``, on default designs: what an entry point runs in a background
@@ -268,4 +305,4 @@ def metrics_frame(metrics: dict[str, np.ndarray]) -> pd.DataFrame:
     return df
 
 
-__all__ = ["Stack", "metrics_frame"]
+__all__ = ["ModelInputs", "Stack", "metrics_frame"]

@@ -193,3 +193,29 @@ def test_matches_reference_csv(catalog, name):
         )
         checked += 1
     assert checked >= 4, f"{name}: too few columns compared ({checked})"
+
+
+@pytest.mark.parametrize("name", ACCELERATORS)
+def test_link_latencies_are_given_and_plausible(catalog, name):
+    # One-way hops (conf/hardware sources): scale-up and host links sub-microsecond to ~1 us,
+    # a NIC-to-NIC RDMA hop a few us; a chip without a NIC has none.
+    hw = catalog.accelerator(name).hw
+    assert 0.2 <= float(hw.scaleup_hop_us) <= 2.0
+    assert 0.2 <= float(hw.host_link_hop_us) <= 2.0
+    if float(hw.scaleout_bandwidth_gbit) > 0:
+        assert 1.0 <= float(hw.scaleout_hop_us) <= 10.0
+    else:
+        assert float(hw.scaleout_hop_us) == 0.0
+
+
+def test_an_accelerator_without_link_latencies_is_refused(tmp_path):
+    from dse.catalog.registry import Catalog
+    from dse.files import conf_dir
+
+    (tmp_path / "hardware").mkdir()
+    text = (conf_dir() / "hardware" / "h100_sxm.yaml").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith("scaleout_hop_us:")]
+    (tmp_path / "hardware" / "h100_sxm.yaml").write_text("\n".join(lines))
+    with pytest.raises(CatalogError, match="no scaleout_hop_us") as err:
+        Catalog(tmp_path)
+    assert "\n" not in str(err.value) and "h100_sxm.yaml" in str(err.value)

@@ -143,7 +143,7 @@ def test_a_failing_gradient_stage_keeps_the_searchs_tables(tmp_path, monkeypatch
     monkeypatch.setattr(gradients, "refine", broken)
     settings = {k: v for k, v in _search_config("exhaustive").items() if k != "_target_"}
     engine = Gradients(base=Exhaustive(**settings), top=2, sensitivities=False,
-                       refine={"objective": "tok_s_per_unit", "steps": 2})  # fmt: skip
+                       refine={"objective": "tok_s_per_unit", "steps": 2}, whatif=False)  # fmt: skip
     with pytest.raises(RuntimeError, match="refinement failed"):
         run(overrides=SMALL_STUDY, engine=engine, out_dir=tmp_path)
     for name in ("frontier.csv", "best.csv", "points.csv", "summary.json"):

@@ -89,10 +89,10 @@ def test_gradients_engine_asks_for_the_jacobian_ahead(stack):
 
     base = Exhaustive(chunk=1024, keep_points=None, resume=True, checkpoint_every=1, cluster=None, workers=1)
     problem = Problem(stack, "llama3.1-70b", Path("."))
-    with_sens = Gradients(base=base, top=4, sensitivities=True, refine=None)
+    with_sens = Gradients(base=base, top=4, sensitivities=True, refine=None, whatif=False)
     (job,) = with_sens.ahead(problem)
     assert job.func == stack.warm_jacobian and job.args == (4, METRICS)
-    assert Gradients(base=base, top=4, sensitivities=False, refine=None).ahead(problem) == ()
+    assert Gradients(base=base, top=4, sensitivities=False, refine=None, whatif=False).ahead(problem) == ()
     assert base.ahead(problem) == ()
 
 
