@@ -111,3 +111,23 @@ def expected_max_poisson(mean: Array, n: Array, terms: int = 14, switch: float =
     gauss = lam + jnp.sqrt(jnp.maximum(lam, switch)) * z + (z * z - 1.0) / 6.0
     blended = jnp.where(lam < switch, total, gauss)
     return jnp.where(n > 1.0, jnp.maximum(blended, lam), lam)
+
+
+def ordered_sum(x: Array, axis: int = 0) -> Array:
+    """Sum over ``axis`` in one fixed pairwise order, written as elementwise adds of halves
+    (zero-padded to a power of two; adding zeros is exact).
+
+    Why: a design's metrics must not depend on the batch it is evaluated in (a Dask worker's
+    chunk differs from the single process's, and their tables are compared bit for bit). XLA
+    keeps the order of elementwise additions, but a ``reduce``'s summation order follows how it
+    is vectorized, which depends on the batch shape under ``vmap``: the session sums differed in
+    the last bit between batches of 32 and 256 designs."""
+    x = jnp.moveaxis(x, axis, 0)
+    n = x.shape[0]
+    size = 1 << max(n - 1, 0).bit_length()
+    if size != n:
+        x = jnp.concatenate([x, jnp.zeros((size - n, *x.shape[1:]), x.dtype)])
+    while x.shape[0] > 1:
+        half = x.shape[0] // 2
+        x = x[:half] + x[half:]
+    return x[0]

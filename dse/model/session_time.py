@@ -37,7 +37,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from .numerics import safe_div
+from .numerics import ordered_sum, safe_div
 from .tails import Spread
 
 # Critical-path coefficients of a chain of calls, in this order: calls, uncached prompt tokens,
@@ -138,18 +138,19 @@ def session_times(
     critical = jnp.take_along_axis(chains, slowest[:, None, None], axis=1)[:, 0, :]
     fan_total, fan_ttft, fan_decode = sub.time(critical)
     fan_jitter = sub.jitter(critical)
-    # [FANOUT_SLOTS] -> [SESSION_SLOTS] as an elementwise product and a reduce, not a matmul:
-    # a batched dot's rounding depends on the batch size (BLAS blocking), which would make a
-    # design's metrics depend on the chunk it was evaluated in.
-    per_session = lambda x: jnp.sum(x[:, None] * owner, axis=0)  # noqa: E731
+    # [FANOUT_SLOTS] -> [SESSION_SLOTS] by a product with the 0/1 owner matrix and a sum in a
+    # fixed order (``ordered_sum``), not a matmul or a reduce: their rounding depends on the
+    # batch size (BLAS blocking, reduce vectorization), which would make a design's metrics
+    # depend on the chunk it was evaluated in.
+    per_session = lambda x: ordered_sum(x[:, None] * owner, axis=0)  # noqa: E731
     total = main_total + per_session(fan_total)
     jitter = main.jitter(paths) + per_session(fan_jitter)
 
-    n = jnp.maximum(jnp.sum(weight), 1.0)
-    mean_of = lambda x: jnp.sum(weight * x) / n  # noqa: E731
+    n = jnp.maximum(ordered_sum(weight), 1.0)
+    mean_of = lambda x: ordered_sum(weight * x) / n  # noqa: E731
     mean = mean_of(total)
     # Sample variance over the sessions (n - 1; none from a single session) plus the jitter.
-    spread = jnp.sum(weight * (total - mean) ** 2) / jnp.maximum(n - 1.0, 1.0)
+    spread = ordered_sum(weight * (total - mean) ** 2) / jnp.maximum(n - 1.0, 1.0)
     wall = Spread(jnp.zeros_like(mean), mean, spread + mean_of(jitter))
     p50, p95 = (wall.quantile(z) for z in _Z)
     minutes = 1.0 / 60.0

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dse.model.numerics import finite_or, safe_div, safe_pow, soft_max, soft_min
+from dse.model.numerics import finite_or, ordered_sum, safe_div, safe_pow, soft_max, soft_min
 from dse.model.roofline import Cost, gemm_efficiency, op_cost
 
 
@@ -163,3 +163,15 @@ def test_expected_max_poisson_gradient_finite_at_zero_and_positive():
     for m in (0.0, 0.3, 3.0, 12.0):
         v = float(g(jnp.asarray(m)))
         assert np.isfinite(v) and v > 0
+
+
+def test_ordered_sum_is_the_sum_and_does_not_depend_on_the_batch():
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(0.0, 3.0, size=(64, 192, 16))  # wide range: rounding order shows
+    np.testing.assert_allclose(ordered_sum(jnp.asarray(x[0]), axis=0), x[0].sum(0), rtol=1e-13)
+    assert float(ordered_sum(jnp.asarray([2.5]))) == 2.5  # one element; odd lengths zero-padded
+    np.testing.assert_allclose(ordered_sum(jnp.asarray(x[0, :5, 0])), x[0, :5, 0].sum(), rtol=1e-15)
+    f = jax.jit(jax.vmap(lambda a: ordered_sum(a, axis=0)))
+    whole = np.asarray(f(jnp.asarray(x)))
+    for size in (1, 7, 32):  # the same designs in other batch shapes: bit for bit
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x[:size]))), whole[:size])

@@ -198,3 +198,31 @@ def test_p99_constraints_are_honoured_by_the_engines(stack, evaluator):
         assert len(table) and (table["tpot_ms_p99"] <= bound * (1 + 1e-9)).all()
     free = exhaustive_search(stack, model, space, OBJ, (), evaluator=evaluator, keep_points=True)
     assert (free.front_table["tpot_ms_p99"] > bound).any()
+
+
+CURVE = ["study=rubin_blackwell_curve", "space.choices.tp=[4]", "space.choices.ep=[16]",
+         "space.choices.dp=[4]", "space.choices.batch=[8,64,256]", "space.choices.prefill_units=[32]",
+         "space.choices.decode_units=[32]", "space.choices.spec_k=[3]", "sessions=8"]  # fmt: skip
+
+
+def test_cli_runs_the_rubin_blackwell_curve_study_with_its_cost_advantage(tmp_path, capsys):
+    import pandas as pd
+
+    from dse.cli import main
+
+    assert main(["search", *CURVE, f"results_dir={tmp_path}", "run=c", "--quiet"]) == 0
+    run = tmp_path / "rubin_blackwell_curve" / "c"
+    table = pd.read_csv(run / "figures" / "cost_ratio.csv")
+    assert set(table["system"]) == {"gb200_nvl72", "gb300_nvl72", "vr200_nvl72"}
+    reached = table[table["reference_reaches"]]
+    # The reference's own advantage is at most 1 (it is the cheapest reference or dearer).
+    refs = reached[reached["system"].isin(["gb200_nvl72", "gb300_nvl72"])]["advantage"].dropna()
+    assert len(refs) and (refs <= 1 + 1e-9).all()
+    assert reached.loc[reached["system"] == "vr200_nvl72", "advantage"].notna().any()
+    md = (run / "report.md").read_text()
+    assert "Cost advantage across interactivity" in md and "figures/cost_ratio.png" in md
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["search", *CURVE, f"results_dir={tmp_path}", "report.ratio_to=[gb100_nvl72]"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "report.ratio_to" in err[0]
