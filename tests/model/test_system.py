@@ -156,14 +156,31 @@ def test_sub_agents_on_a_smaller_model_cost_less_per_session(tmp_path, monkeypat
     # less on its fan-outs; its own calls are unchanged.
     assert df["session_fanout_minutes"].iloc[0] < same["session_fanout_minutes"].iloc[0]
     assert df["session_minutes"].iloc[0] < same["session_minutes"].iloc[0]
-    # The Jacobian path takes those values from the same rule and flags their derivatives.
-    values = mixed.design_values(KIMI, "vr200_nvl72", "default", batch=8, prefill_units=32)
+    # The Jacobian path takes those values from the same rule and flags their derivatives. Its
+    # compiled program is checked against finite differences in tests/model/test_gradients.py;
+    # here a stand-in (no compile: values 0, derivatives 1) shows the rule Stack.jacobian
+    # applies around it.
+    import dse.stack.api as api
     from dse.stack.jacobian import CONTINUOUS_FIELDS
 
+    def program(tables, eff, rt, cost, profile, designs, x, metrics):
+        size, shape = len(np.asarray(x)), (len(np.asarray(x)), len(metrics), len(CONTINUOUS_FIELDS))
+        return (
+            np.zeros((size, len(metrics))),
+            np.ones(shape),
+            np.ones(size, bool),
+            np.ones(shape, bool),
+        )
+
+    monkeypatch.setattr(api, "Kernel", lambda name, fn, **kw: lambda *a: tuple(fn(*a)))
+    monkeypatch.setattr(api, "jacobian_batch", program)
+    monkeypatch.setattr(mixed, "_jacobians", {})
+    values = mixed.design_values(KIMI, "vr200_nvl72", "default", batch=8, prefill_units=32)
     x = np.array([[values[k] for k in CONTINUOUS_FIELDS]])
-    y, _, _, finite = mixed.jacobian([values], x, ("session_minutes", "usd_per_session"))
+    y, jac, _, finite = mixed.jacobian([values], x, ("session_minutes", "usd_per_session"))
     assert y[0, 0] == pytest.approx(df["session_minutes"].iloc[0], rel=1e-9)
     assert not finite[0, 0].any() and finite[0, 1].all()
+    assert (jac[0, 0] == 0.0).all() and (jac[0, 1] == 2.0).all()  # session: none; cost: both
 
 
 def test_system_metrics_are_differentiable(stack):

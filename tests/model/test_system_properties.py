@@ -2,7 +2,7 @@
 
 Random model x decode/prefill/FFN hardware x host tier x tp/pp/dp/ep x precision x speculation
 x prompt cache x tiers x pools x hypothetical knobs, through the stack's compiled
-``evaluate_systems`` (batches of <= 256 designs: one executable) and ``sensitivities``:
+``Stack.evaluate_arrays`` (batches of <= 256 designs: one executable) and ``sensitivities``:
 
 1. every metric is finite and every infeasible design carries a ``REASONS`` code;
 2. at a FIXED batch per decode worker, faster hardware (FLOPs, HBM bandwidth, SRAM, scale-up
@@ -29,8 +29,7 @@ from hypothesis import strategies as st
 from dse.catalog import load_catalog
 from dse.model.hypothetical import HARDWARE_KNOBS
 from dse.model.reasons import REASONS
-from dse.model.system_batched import evaluate_systems
-from dse.model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS, system_design
+from dse.model.system_design import SYSTEM_DEFAULTS, SYSTEM_FIELDS
 from dse.model.system_metrics import SYSTEM_METRIC_FIELDS
 from dse.search.gradients import CONTINUOUS_FIELDS, METRICS, sensitivities
 from dse.stack import Stack
@@ -92,11 +91,10 @@ def stack():
 
 
 def evaluate(stack, rows) -> dict[str, np.ndarray]:
-    assert len(rows) <= 256  # one compiled shape
-    d = system_design({f: np.array([r[f] for r in rows]) for f in SYSTEM_FIELDS})
-    cal = stack.calibration
-    m = evaluate_systems(stack.tables, cal.efficiency, cal.runtime, stack.cost, stack.profile, d)
-    return {f: np.asarray(getattr(m, f), dtype=np.float64) for f in SYSTEM_METRIC_FIELDS}
+    assert len(rows) <= 256  # one compiled shape, the stack's (shared with every other test)
+    columns = {f: np.array([r[f] for r in rows], np.float64) for f in SYSTEM_FIELDS}
+    m = stack.evaluate_arrays(columns, stack.profile)  # the main agent's workload only
+    return {f: np.asarray(m[f], dtype=np.float64) for f in SYSTEM_METRIC_FIELDS}
 
 
 def test_every_metric_is_finite_and_infeasible_designs_say_why(stack):
