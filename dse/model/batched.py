@@ -77,8 +77,8 @@ def evaluate_many(
     """Evaluate ``len(model_idx)`` designs; returns Metrics of numpy arrays (host memory).
 
     Designs are grouped by serving path (prefill / decode / aggregated / disaggregated serve) so
-    each group traces only its own path, then evaluated in fixed-size chunks (one compilation
-    per path for any total size) and scattered back into input order."""
+    each group traces only its own path, then evaluated in pieces of :func:`piece_size` (a few
+    compiled shapes per path for any total size) and scattered back into input order."""
     require_float64()
     phase = np.asarray(designs.phase)
     mode = np.asarray(designs.mode)
