@@ -128,6 +128,16 @@ class Architecture(eqx.Module):
         mla = q + kv + nh * self.v_head_dim * d
         return jnp.where(self.mla > 0, mla, gqa)
 
+    @property
+    def attention_value_width(self) -> Array:
+        """Width of one head's attention output (v_head_dim for MLA, head_dim for GQA)."""
+        return jnp.where(self.mla > 0, self.v_head_dim, self.head_dim)
+
+    def attention_output_params(self) -> Array:
+        """Weights of the output projection alone (heads x value width -> hidden, + bias)."""
+        bias = jnp.where(self.mla > 0, 0.0, self.o_proj_bias * self.hidden_size)
+        return self.num_attention_heads * self.attention_value_width * self.hidden_size + bias
+
     def dense_mlp_params(self) -> Array:
         """Gated (SwiGLU) MLP: gate, up and down projections."""
         return 3.0 * self.hidden_size * self.intermediate_size

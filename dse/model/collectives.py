@@ -92,3 +92,18 @@ def moe_all_to_all_time(
         crosses, jnp.maximum(rt.latency_scaleout_us, eff.a2a_latency_us), eff.a2a_latency_us
     )
     return jnp.where(active, soft_max(t_in, t_out) + 2.0 * one * 1e-6, 0.0)
+
+
+def all_to_all_time(
+    nbytes: Array, peers: Array, span: Array, hw: Hardware, eff: Efficiency, rt: Runtime
+) -> Array:
+    """Plain all-to-all: each GPU sends ``nbytes`` in all to ``peers - 1`` others spread over a
+    group of ``span`` GPUs (the share outside the scale-up domain goes over the NIC; 0 for one
+    peer). A fixed-size exchange with no routing or token permutation, so its fixed cost is one
+    collective's latency (``collective_latency_us``, the small-message NCCL latency), not the
+    routed MoE dispatch's (``a2a_latency_us``)."""
+    active = peers > 1.0
+    outside = _outside_fraction(hw, span)
+    t_in = safe_div(nbytes * (1.0 - outside), _scaleup_rate(hw, peers, eff))
+    t_out = safe_div(nbytes * outside, _scaleout_rate(hw, eff))
+    return jnp.where(active, soft_max(t_in, t_out) + _latency(hw, span, rt, eff), 0.0)

@@ -36,6 +36,9 @@ class Design(eqx.Module):
 
     Parallelism: ``gpus = tp * pp * dp``; ``dp`` is attention data parallelism; MoE layers run
     ``ep``-way expert parallel over the ``tp * dp`` ranks of a stage (MoE-TP = tp*dp/ep).
+    ``kvp`` (KV parallelism, Helix; divides ``tp``) splits each TP group's attention into
+    ``kvp`` ranks that hold different slices of every sequence's KV cache, each running
+    attention with ``tp / kvp``-way head parallelism (``attention_tp``); ``kvp = 1`` is plain TP.
     Counts (``batch``, ``concurrency``) are sequences in the whole instance, across DP ranks.
     ``concurrency == 0`` means saturating (largest batch that fits).
     """
@@ -44,6 +47,7 @@ class Design(eqx.Module):
     pp: Array
     ep: Array
     dp: Array
+    kvp: Array
     weight_bits: Array
     kv_bits: Array
     phase: Array  # index into PHASES
@@ -84,6 +88,11 @@ class Design(eqx.Module):
         )
 
     @property
+    def attention_tp(self) -> Array:
+        """Head-parallel ways of attention inside one KV-parallel slice (Helix's TPA)."""
+        return self.tp / jnp.maximum(self.kvp, 1.0)
+
+    @property
     def moe_tp(self) -> Array:
         return self.tp * self.dp / jnp.maximum(self.ep, 1.0)
 
@@ -92,7 +101,8 @@ def make_design(**kw: float) -> Design:
     """Convenience constructor with defaults (serve, agg, TP1, bf16, 1k/1k, no speculation,
     TensorRT-LLM)."""
     defaults = dict(
-        tp=1.0, pp=1.0, ep=1.0, dp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0, mode=0.0,
+        tp=1.0, pp=1.0, ep=1.0, dp=1.0, kvp=1.0, weight_bits=16.0, kv_bits=16.0, phase=2.0,
+        mode=0.0,
         batch=1.0, concurrency=1.0, isl=1024.0, osl=1024.0, isl_cv=0.0, osl_cv=0.0,
         length_corr=0.0, prefix=0.0, spec_k=0.0,
         spec_tokens_per_step=1.0, prefill_gpus=0.0, decode_gpus=0.0, act_bits=0.0,

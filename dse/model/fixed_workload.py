@@ -127,7 +127,7 @@ def instance_system(design: Design) -> SystemDesign:
     values.update({k: jnp.zeros(jnp.shape(d.tp), jnp.int32) for k in INDEX_FIELDS})
     values.update(
         weight_bits=d.weight_bits, act_bits=d.act_bits, kv_bits=d.kv_bits,
-        tp=d.tp, pp=d.pp, ep=d.ep, dp=d.dp,
+        tp=d.tp, pp=d.pp, ep=d.ep, dp=d.dp, kvp=d.kvp,
         decode_units=jnp.where(disagg, d.decode_gpus, d.gpus),
         batch=jnp.where(d.concurrency > 0, d.concurrency / workers, 0.0),
         prefill_tp=p_tp, prefill_dp=p_dp, prefill_ep=p_ep,

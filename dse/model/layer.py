@@ -9,6 +9,17 @@ ways and are replicated over ``dp`` ranks; routed experts are spread over all ``
 of the stage (``ep``-way expert parallel times ``moe_tp``-way tensor parallel within experts).
 GQA KV heads split ``min(tp, n_kv)`` ways; the MLA latent is replicated over TP ranks.
 
+KV-parallel decode (Helix: Bhatia et al., "Helix Parallelism: Rethinking Sharding Strategies for
+Interactive Multi-Million-Token LLM Decoding", NVIDIA, arXiv:2507.07120, 2025): with
+``kvp > 1`` each TP group of ``tp`` GPUs is ``kvp`` slices of ``attention_tp = tp / kvp`` GPUs.
+A slice holds ``1 / kvp`` of every sequence's KV (split along the sequence), attends over it
+with ``attention_tp``-way head parallelism (so its QKV projections are replicated ``kvp``
+times), and the slices' partial outputs and log-sum-exp statistics are combined by one
+all-to-all per layer (``step.kvp_combine``); the output projection and everything after it
+stay ``tp``-way. FLOPs per GPU are unchanged (``kvp`` x the heads over ``1 / kvp`` of the
+keys); KV bytes per GPU fall ``kvp``-fold where TP alone replicates them (the MLA latent, GQA
+beyond ``n_kv`` ranks).
+
 FLOP conventions: a GEMM of an ``m x k`` by ``k x n`` matrix costs ``2 m k n``; attention costs
 ``4 * head_dim`` per (query, key) pair per head (QK^T and PV), causal within new tokens.
 """
@@ -59,9 +70,22 @@ def kv_bytes_per_token_layer(arch: Architecture, kv_bits: Array) -> Array:
     return jnp.where(arch.mla > 0, mla, gqa) * per_elem
 
 
-def kv_shards(arch: Architecture, tp: Array) -> Array:
-    """Ways the KV cache of one layer is split over a TP group (replicated beyond that)."""
-    return jnp.where(arch.mla > 0, 1.0, jnp.clip(jnp.minimum(tp, arch.num_kv_heads), 1.0, None))
+def kv_shards(arch: Architecture, tp: Array, kvp: Array | float = 1.0) -> Array:
+    """Ways the KV cache of one layer is split over a TP group of ``tp`` GPUs in ``kvp``
+    KV-parallel slices: by sequence ``kvp`` ways, and inside a slice of ``tp / kvp`` GPUs by
+    GQA KV head (``min(tp / kvp, n_kv)``; the MLA latent is one head, replicated)."""
+    kvp = jnp.maximum(kvp, 1.0)
+    heads = jnp.where(
+        arch.mla > 0, 1.0, jnp.clip(jnp.minimum(tp / kvp, arch.num_kv_heads), 1.0, None)
+    )
+    return heads * kvp
+
+
+def attention_params_per_gpu(arch: Architecture, d: Design) -> Array:
+    """Attention weights of one layer on one GPU: the output projection split ``tp`` ways, the
+    rest (QKV / latent projections) ``attention_tp`` ways, i.e. replicated over KV slices."""
+    out = arch.attention_output_params()
+    return (arch.attention_params_per_layer() - out) / d.attention_tp + out / d.tp
 
 
 def _gemm(
@@ -85,7 +109,7 @@ def _gemm(
 
 def attention_projections(s: Setup, tokens: Array) -> Cost:
     a, d = s.arch, s.design
-    params = a.attention_params_per_layer() / d.tp
+    params = attention_params_per_gpu(a, d)
     width = a.hidden_size
     return _gemm(s, tokens, params, d.weight_bits, width, width / d.tp, d.gemm_bits)
 
@@ -93,8 +117,10 @@ def attention_projections(s: Setup, tokens: Array) -> Cost:
 def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
     """Score/softmax/value work and KV-cache traffic for one layer (full or sliding window)."""
     a, d, hw, eff = s.arch, s.design, s.hw, s.eff
-    heads = a.num_attention_heads / d.tp
-    kv_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp)
+    # With KV parallelism a GPU runs kvp x the heads over 1/kvp of every sequence's keys.
+    heads = a.num_attention_heads / d.attention_tp
+    key_share = 1.0 / jnp.maximum(d.kvp, 1.0)
+    kv_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp, d.kvp)
     window = jnp.where(a.sliding_window > 0, a.sliding_window, 1e12)
     flops_decode = jnp.asarray(0.0)
     flops_prefill = jnp.asarray(0.0)
@@ -118,7 +144,9 @@ def attention_core(s: Setup, segs: tuple[Segment, ...], sliding: bool) -> Cost:
                 2.0 * seg.seqs * seg.past * a.kv_lora_rank * (a.qk_nope_head_dim + a.v_head_dim)
             )
         per_pair = jnp.where(a.mla > 0, per_pair_mla, 4.0 * a.head_dim)
-        seg_flops = pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)
+        seg_flops = (pairs * heads * per_pair + jnp.where(a.mla > 0, extra_mla * heads, 0.0)) * (
+            key_share
+        )
         if seg.absorbed:
             flops_decode = flops_decode + seg_flops
         else:

@@ -10,7 +10,13 @@ import jax.numpy as jnp
 from jax import Array
 
 from .design import bytes_per_element
-from .layer import ACT_BYTES, Setup, kv_bytes_per_token_layer, kv_shards
+from .layer import (
+    ACT_BYTES,
+    Setup,
+    attention_params_per_gpu,
+    kv_bytes_per_token_layer,
+    kv_shards,
+)
 from .numerics import safe_div
 
 
@@ -24,7 +30,8 @@ def weight_bytes_per_gpu(
     KV cache, the FFN pool the dense MLPs and experts (MegaScale-Infer, workloads.md §5)."""
     a, d = s.arch, s.design
     per_elem = bytes_per_element(d.weight_bits)
-    attn = a.num_layers * a.attention_params_per_layer() / d.tp
+    # QKV projections are replicated over KV-parallel slices (layer.attention_params_per_gpu).
+    attn = a.num_layers * attention_params_per_gpu(a, d)
     dense = a.num_mlp_dense_layers * a.dense_mlp_params() / d.tp
     moe = a.num_moe_layers * (
         a.num_experts * a.expert_params() / (d.tp * d.dp)
@@ -34,17 +41,17 @@ def weight_bytes_per_gpu(
     # Embedding and output head stay BF16; with pp > 1 they sit on different stages.
     head_copies = jnp.where(d.pp > 1.0, 1.0, 2.0 - a.tie_word_embeddings)
     embed = head_copies * a.vocab_size * a.hidden_size * ACT_BYTES / d.tp
-    mtp_layer = a.attention_params_per_layer() + jnp.where(
-        a.num_experts > 0, a.moe_layer_params() / d.dp, a.dense_mlp_params()
-    )
-    draft = jnp.where(with_draft, mtp_layer * per_elem / d.tp, 0.0)
+    mtp_ffn = jnp.where(a.num_experts > 0, a.moe_layer_params() / d.dp, a.dense_mlp_params())
+    mtp_layer = attention_params_per_gpu(a, d) + mtp_ffn / d.tp
+    draft = jnp.where(with_draft, mtp_layer * per_elem, 0.0)
     return layers + attention * (embed + draft)
 
 
 def kv_bytes_per_sequence_gpu(s: Setup, context: Array) -> Array:
-    """KV bytes one sequence of ``context`` tokens occupies on each GPU that holds it."""
+    """KV bytes one sequence of ``context`` tokens occupies on each GPU that holds it (a
+    ``1 / kvp`` slice of it with KV-parallel decode)."""
     a, d = s.arch, s.design
-    per_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp)
+    per_layer = kv_bytes_per_token_layer(a, d.kv_bits) / kv_shards(a, d.tp, d.kvp)
     window = jnp.where(a.sliding_window > 0, a.sliding_window, context)
     full = (a.num_layers - a.num_sliding_layers) * context
     sliding = a.num_sliding_layers * jnp.minimum(window, context)

@@ -38,10 +38,11 @@ from .tiers import HOST_LATENCY_S, kv_bytes_per_token
 from .workload import WorkloadProfile
 
 
-def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl) -> Design:
+def _design(sd: SystemDesign, hw: Hardware, tp, pp, ep, dp, k, tau, isl, osl, kvp=None) -> Design:
     z = jnp.zeros_like(tp)
     return Design(
-        tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
+        tp=tp, pp=pp, ep=ep, dp=dp, kvp=z + 1.0 if kvp is None else kvp,
+        weight_bits=sd.weight_bits, kv_bits=sd.kv_bits,
         phase=z + 1.0, mode=z, batch=z, concurrency=z, isl=isl, osl=osl, isl_cv=z, osl_cv=z,
         length_corr=z, prefix=z,
         spec_k=k, spec_tokens_per_step=tau, prefill_gpus=z, decode_gpus=z, act_bits=sd.act_bits,
@@ -129,7 +130,11 @@ class Pools(eqx.Module):
         ffn_here = jnp.where(self.afd, 0.0, 1.0)
         with_draft = sd.spec_method == 1.0
 
-        dd = _design(sd, hw_decode, sd.tp, sd.pp, sd.ep, sd.dp, k, tau, self.ctx - 0.5 * osl, osl)
+        # KV-parallel decode applies to the pool that holds the KV cache (decode, or attention
+        # under AFD); prefill and FFN pools run kvp = 1.
+        dd = _design(
+            sd, hw_decode, sd.tp, sd.pp, sd.ep, sd.dp, k, tau, self.ctx - 0.5 * osl, osl, sd.kvp
+        )
         self.decode = Setup(arch, hw_decode, eff.select(hw_decode.generation), rt, dd)
         g = jnp.maximum(safe_div(sd.ffn_units, sd.ffn_pp, 1.0), 1.0)
         ffn_dp = jnp.maximum(g / sd.ffn_tp, 1.0)

@@ -35,6 +35,7 @@ REASONS: dict[str, float] = {
     "decode_units_not_whole_workers": 22.0,
     "prefill_units_not_whole_workers": 23.0,
     "needs_scaleout_network": 24.0,
+    "kvp_not_dividing_tp": 25.0,
 }
 REASON_TEXT: dict[float, str] = {
     0.0: "",
@@ -82,4 +83,6 @@ REASON_TEXT: dict[float, str] = {
     24.0: "needs a scale-out network the accelerator lacks (scaleout_bandwidth 0): a worker "
     "larger than the scale-up domain, or a P/D or attention-FFN split between pools; keep "
     "tp*pp*dp within scaleup_domain and serve aggregated on one pool",
+    25.0: "kvp does not divide tp (KV-parallel decode splits each TP group into kvp equal "
+    "slices); pick a kvp that divides tp",
 }

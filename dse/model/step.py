@@ -6,7 +6,7 @@ fixed costs of what runs: every kernel's fixed time (``kernels.py`` counts them 
 type), every collective's latency (``collectives.py``), and the serving framework's host work
 per step, partly hidden by its overlap scheduler. Per layer:
 
-    attention projections + attention core + [TP all-reduce]
+    attention projections + attention core + [KV-parallel combine] + [TP all-reduce]
     + dense MLP + [TP all-reduce]                                   (dense layers)
     + router + routed experts + shared experts + [EP all-to-all]    (MoE layers)
 
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
-from .collectives import all_reduce_time, moe_all_to_all_time, send_recv_time
+from .collectives import all_reduce_time, all_to_all_time, moe_all_to_all_time, send_recv_time
 from .kernels import (
     attention_kernels_per_step,
     ffn_kernels_per_step,
@@ -101,6 +101,27 @@ def moe_communication(s: Setup, tokens: Array, imbalance: Array) -> Cost:
     return reduce + a2a.scale(jnp.where(replicated, 0.0, 1.0))
 
 
+# Partial attention outputs travel in BF16 with one FP32 log-sum-exp per (token, head).
+LSE_BYTES = 4.0
+
+
+def kvp_combine(s: Setup, tokens: Array) -> Cost:
+    """The KV-parallel combine of one layer (Helix, arXiv:2507.07120 §3): each GPU holds partial
+    outputs of its ``heads / attention_tp`` heads over its KV slice for ``tokens`` tokens; one
+    all-to-all over the ``kvp`` slices leaves it the ``heads / tp`` heads it projects, each
+    partial with its log-sum-exp so the receiver rescales and sums them (one small kernel).
+    Bytes sent per GPU are ``(kvp - 1) / kvp`` of its partials: independent of the context
+    length, which is what makes the scheme pay at long contexts. Zero when ``kvp = 1``."""
+    a, d = s.arch, s.design
+    kvp = jnp.maximum(d.kvp, 1.0)
+    heads_local = a.num_attention_heads / d.attention_tp
+    partials = tokens * heads_local * (a.attention_value_width * ACT_BYTES + LSE_BYTES)
+    sent = partials * (kvp - 1.0) / kvp
+    exchange = network_cost(all_to_all_time(sent, kvp, d.tp, s.hw, s.eff, s.rt))
+    rescale = kernel_overhead(s, jnp.where(kvp > 1.0, 1.0, 0.0), 0.0, 0.0)
+    return exchange + rescale
+
+
 class Block(NamedTuple):
     """Work of one half of every layer: kernels (``ops``) and collectives (``comm``)."""
 
@@ -114,14 +135,15 @@ class Block(NamedTuple):
 
 
 def attention_block(s: Setup, segs: tuple[Segment, ...], tokens: Array) -> Block:
-    """Attention half of all layers (projections, core, norms) and its TP all-reduces."""
+    """Attention half of all layers (projections, core, norms), its KV-parallel combines and
+    its TP all-reduces."""
     a, d = s.arch, s.design
     full_layers = a.num_layers - a.num_sliding_layers
     ops = attention_projections(s, tokens).scale(a.num_layers)
     ops = ops + attention_core(s, segs, sliding=False).scale(full_layers)
     ops = ops + attention_core(s, segs, sliding=True).scale(a.num_sliding_layers)
     ops = ops + elementwise(s, tokens).scale(a.num_layers)
-    comm = _tp_all_reduce(s, tokens, d.tp).scale(a.num_layers)
+    comm = (_tp_all_reduce(s, tokens, d.tp) + kvp_combine(s, tokens)).scale(a.num_layers)
     return Block(ops, comm)
 
 
@@ -201,6 +223,7 @@ def draft_cost(s: Setup, seg: Segment, draft_tokens: Array) -> Cost:
     one = Segment(seg.seqs, jnp.ones_like(seg.q), seg.past, seg.absorbed)
     tokens = one.tokens
     layer = attention_projections(s, tokens) + attention_core(s, (one,), sliding=False)
+    layer = layer + kvp_combine(s, tokens)
     experts, imbalance = moe_experts(s, tokens)
     moe = experts + dense_mlp(s, tokens, a.num_shared_experts * a.shared_expert_intermediate_size)
     moe = moe + moe_communication(s, tokens, imbalance)

@@ -3,7 +3,8 @@
 One :class:`SystemDesign` is one deployment (a "replica" of the co-designed stack):
 
 * a **decode pool** of ``decode_units`` accelerators in workers of ``tp * pp * dp`` (with
-  attention-FFN disaggregation it runs attention only);
+  attention-FFN disaggregation it runs attention only), its KV cache optionally split
+  ``kvp`` ways over each TP group (KV-parallel decode, ``dse.model.layer``);
 * an optional **prefill pool** (``prefill_units > 0``: prefill/decode disaggregation, xPyD)
   of workers ``prefill_tp * prefill_dp`` on its own hardware type (``pp = 1``);
 * an optional **FFN pool** (``ffn_units > 0``: attention-FFN disaggregation) laid out as
@@ -43,6 +44,7 @@ SYSTEM_DEFAULTS: dict[str, float] = dict(
     pp=1.0,
     ep=1.0,
     dp=1.0,
+    kvp=1.0,  # KV-parallel ways of the decode pool's attention (Helix; divides tp)
     decode_units=1.0,
     batch=0.0,  # sequences per decode worker; 0: the most that fit
     prefill_tp=1.0,
@@ -84,6 +86,7 @@ class SystemDesign(eqx.Module):
     pp: Array
     ep: Array
     dp: Array
+    kvp: Array
     decode_units: Array
     batch: Array
     prefill_tp: Array

@@ -43,6 +43,8 @@ def _layout_checks(
       every expert term), so ep > 1 there changes no number and is not a reason (the shipped
       NVL72 system configs set ep = 8 for every model). Uneven expert placement (384 / 48)
       is realizable and not a reason (as parse_row).
+    * KV parallelism: ``kvp`` splits each TP group into equal slices, so it must divide tp.
+      ``tp / kvp`` need not divide the heads beyond what tp | heads already gives.
     * pp / ffn_pp > layers: a stage with no layer. Uneven layers per stage are modelled as the
       average and are legal (as parse_row).
     * Whole workers: ``Pools.decode_workers = decode_units / (tp*pp*dp)`` and the prefill
@@ -95,6 +97,7 @@ def _layout_checks(
         (sd.pp <= layers, r["pp_exceeds_layers"]),
         (~is_moe | (sd.ep <= experts), r["ep_exceeds_experts"]),
         (~is_moe | _divides(sd.ep, sd.tp * sd.dp), r["ep_not_dividing_tp_dp"]),
+        (_divides(sd.kvp, sd.tp), r["kvp_not_dividing_tp"]),
         (~disagg | ~is_moe | (sd.prefill_ep <= experts), r["prefill_ep_exceeds_experts"]),
         (
             ~disagg | ~is_moe | _divides(sd.prefill_ep, sd.prefill_tp * sd.prefill_dp),

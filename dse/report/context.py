@@ -18,7 +18,7 @@ from .review import FIXED_TRAFFIC, Review, bounds_text, deltas
 # Every setting needed to deploy a design, grouped as an operator reads them.
 DEPLOY = {
     "system": ("system", "software", "spec", "spec_k", "weight_bits", "kv_bits", "prompt_cache"),
-    "decode pool": ("decode_hardware", "decode_units", "tp", "pp", "ep", "dp", "batch"),
+    "decode pool": ("decode_hardware", "decode_units", "tp", "pp", "ep", "dp", "kvp", "batch"),
     "prefill pool": ("prefill_hardware", "prefill_units", "prefill_tp", "prefill_ep", "prefill_dp"),
     "FFN pool (attention-FFN disaggregation)": (
         "ffn_hardware",

@@ -19,8 +19,8 @@ from ..model.workload import MAX_LENGTH_CV
 from ..values import number
 
 INPUT_COLUMNS = (
-    "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "weight_dtype", "kv_dtype",
-    "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
+    "id", "model", "hardware", "gpus", "tp", "pp", "ep", "dp", "kvp", "weight_dtype",
+    "kv_dtype", "phase", "mode", "batch", "concurrency", "isl", "osl", "prefix", "spec_k",
     "spec_tokens_per_step", "prefill_gpus", "decode_gpus", "act_dtype", "framework", "harness",
     "dataset", "isl_cv", "osl_cv", "length_corr",
 )  # fmt: skip
@@ -184,6 +184,10 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
         raise ValueError(f"tp={tp:g} does not divide the {heads:g} attention heads of {model.id}")
     if pp > float(arch.num_layers):
         raise ValueError(f"pp={pp:g} exceeds the model's {float(arch.num_layers):g} layers")
+    # KV-parallel decode (Helix) splits each TP group into kvp slices (dse.model.layer).
+    kvp = _number(row, "kvp", integer=True, minimum=1) or 1.0
+    if tp % kvp:
+        raise ValueError(f"kvp={kvp:g} does not divide tp={tp:g}; pick a kvp that divides tp")
 
     isl = _number(row, "isl", integer=True, minimum=1, maximum=MAX_TOKENS)
     osl = _number(row, "osl", integer=True, minimum=1, maximum=MAX_TOKENS)
@@ -258,7 +262,8 @@ def parse_row(row: dict, catalog: Catalog, *, means: bool = False) -> Scenario:
         assumed.append(f"fp4 weights run as W4A16 on BF16 units ({hw.name} has no FP4)")
 
     values = dict(
-        tp=tp, pp=pp, ep=ep, dp=dp, weight_bits=DTYPE_BITS[wdt], kv_bits=DTYPE_BITS[kdt],
+        tp=tp, pp=pp, ep=ep, dp=dp, kvp=kvp, weight_bits=DTYPE_BITS[wdt],
+        kv_bits=DTYPE_BITS[kdt],
         phase=float(PHASES.index(phase)), mode=float(MODES.index(mode)),
         batch=batch or 0.0, concurrency=concurrency or 0.0, isl=isl, osl=osl, **shape,
         prefix=prefix,
@@ -310,7 +315,8 @@ STACK_INPUT_COLUMNS = (
 )  # fmt: skip
 # Instance-schema columns that also mean something for a stack row (decode pool / software).
 SHARED_COLUMNS = {
-    "tp": "tp", "pp": "pp", "ep": "ep", "dp": "dp", "batch": "batch", "spec_k": "spec_k",
+    "tp": "tp", "pp": "pp", "ep": "ep", "dp": "dp", "kvp": "kvp", "batch": "batch",
+    "spec_k": "spec_k",
     "decode_gpus": "decode_units", "prefill_gpus": "prefill_units",
 }  # fmt: skip
 NUMERIC_OVERRIDES = {
@@ -324,7 +330,8 @@ NUMERIC_OVERRIDES = {
 # (schema.MAX_*), so a stack row's batch=1e30 is refused instead of capped silently.
 COUNT_LIMITS = {
     "tp": (1, MAX_GPUS), "pp": (1, MAX_GPUS), "ep": (1, MAX_GPUS), "dp": (1, MAX_GPUS),
-    "prefill_tp": (1, MAX_GPUS), "prefill_ep": (1, MAX_GPUS), "prefill_dp": (1, MAX_GPUS),
+    "kvp": (1, MAX_GPUS), "prefill_tp": (1, MAX_GPUS), "prefill_ep": (1, MAX_GPUS),
+    "prefill_dp": (1, MAX_GPUS),
     "ffn_tp": (1, MAX_GPUS), "ffn_pp": (1, MAX_GPUS), "ffn_units": (0, MAX_GPUS),
     "decode_gpus": (1, MAX_GPUS), "prefill_gpus": (0, MAX_GPUS), "microbatches": (1, 1024),
     "batch": (0, MAX_SEQUENCES), "spec_k": (0, MAX_SPEC_K),

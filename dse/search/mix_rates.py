@@ -110,7 +110,9 @@ def _layouts(stack, model: str, spec: dict, kind: str) -> list[dict]:
         raise ValueError(f"{kind} option {spec}: give hardware (a conf/hardware name) or system")
     entry = stack.catalog.accelerator(spec.pop("hardware"))
     arch = stack.catalog.model(model).arch
-    grid = {k: spec.pop(k) for k in ("tp", "pp", "ep", "dp") if k in spec}
+    # KV-parallel decode (kvp) is a decode-pool layout only (dse/model/layer.py).
+    keys = ("tp", "pp", "ep", "dp", "kvp") if kind == "decode" else ("tp", "pp", "ep", "dp")
+    grid = {k: spec.pop(k) for k in keys if k in spec}
     if entry.kind == "sram" and kind == "decode":
         grid = {"tp": SRAM_TP, "pp": int(arch.num_layers), **grid}
     if (kind == "prefill" and (spec or grid.get("pp", 1) != 1)) or set(spec) - set(SYSTEM_DEFAULTS):

@@ -38,7 +38,7 @@ RANGE_KEYS = {"low", "high", "steps", "log"}
 # reasons, dse/model/system_feasibility.py, so a sweep over tp still runs and marks the bad points). Other
 # numeric fields are checked finite and >= 0 where names are resolved (dse/search/evaluate.py).
 COUNT_FIELDS: dict[str, int] = {
-    "tp": 1, "pp": 1, "ep": 1, "dp": 1, "decode_units": 1,
+    "tp": 1, "pp": 1, "ep": 1, "dp": 1, "kvp": 1, "decode_units": 1,
     "prefill_tp": 1, "prefill_ep": 1, "prefill_dp": 1, "prefill_units": 0,
     "ffn_tp": 1, "ffn_pp": 1, "ffn_units": 0, "microbatches": 1, "spec_k": 0,
     "batch": 0,  # sequences per decode worker (0: the most that fit)

@@ -23,7 +23,7 @@ from ..model.speculation import SPEC_METHODS
 from ..values import number
 
 POOL_KEYS = {
-    "decode": {"hardware", "units", "tp", "pp", "ep", "dp"},
+    "decode": {"hardware", "units", "tp", "pp", "ep", "dp", "kvp"},
     "prefill": {"hardware", "units", "tp", "ep", "dp"},
     "ffn": {"hardware", "units", "tp", "pp", "microbatches"},
 }
@@ -100,6 +100,11 @@ def _pool(name: str, data: dict | None, catalog: Catalog, hw_index: dict) -> dic
             f"{where}.units={out['units']:g} is not a multiple of one worker "
             f"(tp*pp*dp={worker:g}); change units or the layout"
         )
+    if name == "decode" and out["tp"] % out["kvp"]:
+        raise ValueError(
+            f"{where}.kvp={out['kvp']:g} does not divide tp={out['tp']:g} (KV-parallel decode "
+            "splits each TP group into kvp slices); pick a kvp that divides tp"
+        )
     if name == "decode" and out["units"] <= 0:
         raise ValueError(f"{where}.units must be >= one worker (tp*pp*dp={worker:g})")
     if name == "ffn" and out["units"] > 0 and out["units"] < out["tp"] * out["pp"]:
@@ -149,7 +154,8 @@ def system_values(
         ffn_hw=ffn.get("hw", dec["hw"]), host=float(host_index[host]),
         weight_bits=weight, act_bits=_dtype("software.act_dtype", software.get("act_dtype"), None),
         kv_bits=_dtype("software.kv_dtype", software.get("kv_dtype"), "fp8"),
-        tp=dec["tp"], pp=dec["pp"], ep=dec["ep"], dp=dec["dp"], decode_units=dec["units"],
+        tp=dec["tp"], pp=dec["pp"], ep=dec["ep"], dp=dec["dp"], kvp=dec["kvp"],
+        decode_units=dec["units"],
         batch=number("software.batch", software.get("batch", 0)),
         prefill_tp=pre.get("tp", 1.0), prefill_ep=pre.get("ep", 1.0),
         prefill_dp=pre.get("dp", 1.0), prefill_units=pre.get("units", 0.0),

@@ -20,7 +20,7 @@ LAYOUT_CODES = (
     "ep_exceeds_experts", "ep_not_dividing_tp_dp", "prefill_ep_exceeds_experts",
     "prefill_ep_not_dividing_tp_dp", "ffn_pp_exceeds_layers", "ffn_tp_not_dividing_mlp",
     "ffn_ep_exceeds_experts", "decode_units_not_whole_workers",
-    "prefill_units_not_whole_workers", "needs_scaleout_network",
+    "prefill_units_not_whole_workers", "needs_scaleout_network", "kvp_not_dividing_tp",
 )  # fmt: skip
 LAYOUT_TEXTS = {REASON_TEXT[REASONS[c]] for c in LAYOUT_CODES}
 AFD = dict(model=KIMI, system="vr200_lpx_afd", software="nvfp4_mtp", batch=4)
@@ -80,6 +80,7 @@ def _cases(stack):
             dict(model=LLAMA, system="vr200_nvl72", decode_hw=groq, tp=8, pp=80, decode_units=640),
             dict(model=LLAMA, system="vr200_nvl72", tp=8, pp=1, decode_units=64),
         ),
+        "kvp_not_dividing_tp": (dict(rubin, kvp=3), dict(rubin, kvp=4)),
     }
 
 
@@ -111,6 +112,25 @@ def test_reason_codes_are_stable_and_explained():
     for code in LAYOUT_CODES:
         text = REASON_TEXT[REASONS[code]]
         assert "\n" not in text and ";" in text  # what is wrong; how to fix it
+
+
+def test_kv_parallel_decode_fits_the_agentic_context_on_lpx(stack):
+    # Kimi-K2 on LPX-only decode (tp 48 x pp 61): TP alone replicates the MLA latent on all 48
+    # chips of a stage, so not one agentic context fits in SRAM beside the weights; 8 KV
+    # slices hold 1/8 of it each (issue 17 item 1).
+    rows = [dict(model=KIMI, system="vr200_lpx_decode", software="nvfp4_mtp", kvp=k) for k in
+            (1, 8)]  # fmt: skip
+    plain, split = (r for _, r in stack.evaluate(rows).iterrows())
+    assert not plain["feasible"]
+    assert plain["reason"] == REASON_TEXT[REASONS["no_sequence_fits"]]
+    assert split["feasible"], split["reason"]
+    assert split["max_batch"] > 4.0 * plain["max_batch"]
+
+
+def test_a_system_config_with_kvp_not_dividing_tp_is_refused_in_one_line(stack):
+    system = {"decode": {"hardware": "gb200", "units": 8, "tp": 8, "kvp": 3}}
+    with pytest.raises(ValueError, match=r"system.decode.kvp=3 does not divide tp=8"):
+        stack.design_values(KIMI, system)
 
 
 def test_slow_but_legal_layouts_are_not_reasons(stack):

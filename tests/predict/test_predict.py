@@ -23,7 +23,7 @@ PREDICTED = ["ttft_ms", "tpot_ms", "tok_s_user", "tok_s_gpu", "memory_gb"]
 # batched model is compiled once for both tables). `team` is an unknown column; `ttft_ms` a
 # measured one.
 EXTRA_CSV = """\
-id,model,hardware,gpus,tp,pp,ep,dp,weight_dtype,kv_dtype,phase,mode,batch,concurrency,isl,osl,prefix,team,ttft_ms
+id,model,hardware,gpus,tp,pp,ep,dp,weight_dtype,kv_dtype,phase,mode,batch,concurrency,isl,osl,prefix,team,ttft_ms,kvp
 good-prefill,llama3.1-8b,h100_sxm,1,1,1,1,1,bf16,bf16,prefill,agg,4,,2000,,,red,123.5
 good-decode,llama3.1-8b,h100_sxm,1,1,1,1,1,bf16,bf16,decode,agg,8,,2000,500,,blue,
 good-serve,llama3.1-70b,h100_sxm,4,4,1,1,1,fp8,fp8,serve,agg,,16,2000,500,,green,250
@@ -33,6 +33,7 @@ gpus-mismatch,llama3.1-70b,h100_sxm,8,4,1,1,1,fp8,,serve,agg,,1,1000,100,,red,
 ep-too-big,deepseek-r1,b200,512,1,1,512,512,fp4,fp8,serve,agg,,1,1000,100,,red,
 batch-text,llama3.1-8b,h100_sxm,1,1,1,1,1,bf16,,decode,agg,lots,,1000,100,,red,
 prefix-too-long,llama3.1-8b,h100_sxm,1,1,1,1,1,bf16,,prefill,agg,1,,1000,1,1000,red,
+kvp-tp,llama3.1-70b,h100_sxm,4,4,1,1,1,fp8,fp8,serve,agg,,16,2000,500,,red,,3
 """
 
 BAD = {
@@ -42,6 +43,7 @@ BAD = {
     "ep-too-big": "exceeds the model's 256 experts",
     "batch-text": "is not a number",
     "prefix-too-long": "must be below isl",
+    "kvp-tp": "kvp=3 does not divide tp=4",
 }
 
 
