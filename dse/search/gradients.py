@@ -375,8 +375,8 @@ class Gradients(Engine):
         if self.whatif and problem.space is not None:  # the what-if's batch of candidates
             from .whatif import candidate_batch
 
-            systems = sum(len(dict(zip(p.fields, p.choices)).get("system", ("",)))
-                          for p in problem.space.products)  # fmt: skip
+            systems = len({s for p in problem.space.products
+                           for s in dict(zip(p.fields, p.choices)).get("system", ("",))})  # fmt: skip
             jobs += (functools.partial(problem.stack.warm_sweep, candidate_batch(systems)),)
         return jobs
 

@@ -1,9 +1,10 @@
 """Optuna 5 multi-objective search: ask a batch, evaluate it in one vectorized call, tell.
 
 Optuna's define-by-run trials fit the space's union of products: a trial first picks the
-subspace (its system), then only that subspace's fields, so LPX chip counts are never sampled
-for a GPU rack. Fields shared by every subspace keep one parameter name (NSGA-II crosses them
-over between systems); a subspace's own fields are named ``<system>/<field>``.
+subspace (its system, or ``<system>[i]`` where a system lists several), then only that
+subspace's fields, so LPX chip counts are never sampled for a GPU rack. Fields shared by every
+subspace keep one parameter name (NSGA-II crosses them over between systems); a subspace's own
+fields are named ``<subspace>/<field>``.
 
 The model's feasibility and every constraint go to ``trial.set_constraint`` (Optuna 5; the
 ``constraints_func`` sampler argument is deprecated), as relative violations (<= 0 = met).
@@ -54,7 +55,7 @@ def _params(ev: Evaluator):
             if field in continuous:
                 entries.append((field, field, None))
             else:
-                name = field if (field, tuple(choices)) in common else f"{p.name}/{field}"
+                name = field if (field, tuple(choices)) in common else f"{p.key}/{field}"
                 entries.append((name, field, tuple(choices)))
         out.append(entries)
     return out
@@ -64,7 +65,7 @@ def _suggest(trial, ev: Evaluator, params) -> tuple[int, dict[str, int], dict[st
     space = ev.space
     k = 0
     if len(space.products) > 1:
-        names = [p.name for p in space.products]
+        names = [p.key for p in space.products]
         k = names.index(trial.suggest_categorical("system", names))
     idx, floats = {"system": 0}, {}
     cont = dict(space.continuous)

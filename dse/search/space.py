@@ -8,6 +8,9 @@
     systems:                      # one subspace per system config; its own fields win
       gb200_nvl72: {}
       vr200_lpx_afd: {ffn_units: [2304, 3072], microbatches: [1, 2]}
+      vr200_lpx_decode:           # a list: one subspace per entry (layouts whose fields are tied)
+        - {tp: [48], decode_units: [2928]}
+        - {tp: [64], decode_units: [3904]}
     continuous:                   # floats: Optuna samples them, exhaustive walks ``steps``
       hbm_bw_scale: {low: 0.5, high: 2.0, steps: 4}
 
@@ -67,6 +70,13 @@ class Product:
     name: str  # the system config it belongs to ("" without per-system subspaces)
     fields: tuple[str, ...]
     choices: tuple[tuple, ...]
+    # Unique among the space's products: the system name, with ``[i]`` when the system lists
+    # several subspaces (Optuna's parameter names and its subspace choice need one per product).
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
     @property
     def size(self) -> int:
@@ -113,7 +123,7 @@ class Space:
         if systems is None:
             if "system" not in shared:
                 raise ValueError("space: name the system(s): choices.system: [...] or systems:")
-            groups = [("", shared)]
+            groups = [("", "", shared)]
         else:
             if isinstance(systems, (list, tuple)):
                 systems = {name: {} for name in systems}
@@ -121,15 +131,18 @@ class Space:
                 raise ValueError("space.systems: give a list or mapping of system config names")
             if "system" in shared:
                 raise ValueError("space: give systems either in choices.system or systems:")
+            # A system may list several mappings: one subspace each, for fields that only make
+            # sense together (an LPX pool's tp and its chip count).
             groups = [
-                (str(n), {"system": (str(n),), **shared, **_lists(f"space.systems.{n}", own)})
+                (str(n), label, {"system": (str(n),), **shared, **_lists(where, entry)})
                 for n, own in systems.items()
+                for label, (where, entry) in _entries(str(n), f"space.systems.{n}", own)
             ]
         grids = tuple((k, tuple(float(x) for x in c.grid())) for k, c in continuous)
         products = tuple(
             Product(name, tuple(g) + tuple(k for k, _ in grids),
-                    tuple(g.values()) + tuple(v for _, v in grids))
-            for name, g in groups
+                    tuple(g.values()) + tuple(v for _, v in grids), label)
+            for name, label, g in groups
         )  # fmt: skip
         for p in products:
             dup = set(p.fields[: len(p.fields) - len(grids)]) & {k for k, _ in grids}
@@ -166,6 +179,18 @@ class Space:
         p = self.products[int(product[0])]
         idx = p.indices(local)
         return {f: c[int(idx[f][0])] for f, c in zip(p.fields, p.choices)}
+
+
+def _entries(name: str, where: str, own) -> list[tuple[str, tuple[str, dict]]]:
+    """A system's own fields as (label, (where, mapping)): one mapping, or a non-empty list of
+    them (one subspace each, labelled ``name[i]``)."""
+    if isinstance(own, (list, tuple)):
+        if not own:
+            raise ValueError(f"{where}: an empty list; give a mapping or a list of mappings")
+        if len(own) > 1:
+            return [(f"{name}[{i}]", (f"{where}[{i}]", e or {})) for i, e in enumerate(own)]
+        own = own[0]
+    return [("", (where, own or {}))]
 
 
 def _lists(where: str, mapping) -> dict[str, tuple]:

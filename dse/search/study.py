@@ -156,8 +156,9 @@ def _space(cfg: dict, choices: dict, stack: Stack) -> Space:
         for own in (
             (space.get("systems") or {}).values() if isinstance(space.get("systems"), dict) else ()
         ):
-            for key in pin:
-                (own or {}).pop(key, None)
+            for entry in own if isinstance(own, (list, tuple)) else (own,):
+                for key in pin:
+                    (entry or {}).pop(key, None)
     space.pop("title", None)
     return Space.from_mapping(space)
 

@@ -18,6 +18,28 @@ def test_space_enumerates_the_product_in_mixed_radix():
     ]  # fmt: skip
 
 
+def test_a_system_may_list_subspaces_of_tied_fields():
+    # An LPX pool's tp and chip count go together: a list gives one product per entry, not
+    # their cross product (whose mismatched pairs would all be infeasible).
+    space = Space.from_mapping(
+        {
+            "choices": {"batch": [1, 4]},
+            "systems": {
+                "gpu": {},
+                "lpx": [{"tp": [48], "decode_units": [2928]}, {"tp": [64, 96], "kvp": [8]}],
+            },
+        }
+    )
+    assert [p.size for p in space.products] == [2, 2, 4]
+    assert [p.name for p in space.products] == ["gpu", "lpx", "lpx"]
+    assert space.point(2) == {"system": "lpx", "batch": 1, "tp": 48, "decode_units": 2928}
+    assert space.point(7) == {"system": "lpx", "batch": 4, "tp": 96, "kvp": 8}
+    with pytest.raises(ValueError, match=r"space\.systems\.lpx\[1\]\.tp=2\.5 must be a whole"):
+        Space.from_mapping({"systems": {"lpx": [{}, {"tp": [2.5]}]}})
+    with pytest.raises(ValueError, match=r"space\.systems\.lpx: an empty list"):
+        Space.from_mapping({"systems": {"lpx": []}})
+
+
 def test_exhaustive_front_equals_brute_force():
     stack = Stack(workload="agentic_coding", sessions=32)
     space = Space.from_mapping(
