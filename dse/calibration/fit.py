@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
+from jax import Array
 
 from ..catalog import GENERATIONS
 from ..model.batched import evaluate_indexed
@@ -170,22 +171,33 @@ def _huber(x):
     return jnp.where(a <= HUBER_DELTA, 0.5 * x**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
+def loss_targets(data: CalibrationData, rows: np.ndarray) -> tuple[Array, Array]:
+    """(target, weight) of ``rows`` for the fitted metrics, as the loss takes them (a missing
+    measurement has weight 0 and a placeholder target of 1)."""
+    cols = [METRICS.index(m) for m in FITTED_METRICS]
+    target = jnp.asarray(np.nan_to_num(data.target[rows][:, cols], nan=1.0))
+    return target, jnp.asarray(data.weight[rows][:, cols])
+
+
 def make_loss(
     data: CalibrationData, base_eff: Efficiency, base_rt: Runtime, rows: np.ndarray, free=()
 ):
-    # Only the fitted metrics enter the loss (the percentiles, weight 0, are left out of the
-    # program instead of being computed and multiplied by 0).
-    cols = [METRICS.index(m) for m in FITTED_METRICS]
-    target = jnp.asarray(np.nan_to_num(data.target[rows][:, cols], nan=1.0))
-    weight = jnp.asarray(data.weight[rows][:, cols])
+    """The compiled MAP objective on ``rows`` and its gradient: ``(theta, target, weight) ->
+    ((loss, (predictions, feasible)), d loss / d theta)``, predictions of FITTED_METRICS.
+    Targets and weights are arguments, not constants, so one compiled program serves every
+    set of measurements of the same rows (the fit, synthetic-truth tests)."""
     ns, ng, nfw = _sizes()
     theta0 = jnp.asarray(initial_theta(base_rt, free))
     off_fw = ns + ns * ng + len(FRAMEWORK_FIELDS) * nfw  # end of the framework block
     rows_j = np.asarray(rows)
     off = ns + ns * ng
 
-    def loss(theta):
-        pred, _ = predict_metrics(theta, data, base_eff, base_rt, rows_j, free, FITTED_METRICS)
+    def loss(theta, target, weight):
+        # Only the fitted metrics enter the loss (the percentiles, weight 0, are left out of
+        # the program instead of being computed and multiplied by 0).
+        pred, feas = predict_metrics(
+            theta, data, base_eff, base_rt, rows_j, free, FITTED_METRICS
+        )
         ratio = jnp.log(jnp.maximum(pred, 1e-9) / target)
         # Negative log-likelihood with observation noise OBS_SIGMA (in log units).
         fit = jnp.sum(weight * _huber(ratio)) / OBS_SIGMA**2
@@ -196,9 +208,10 @@ def make_loss(
         reg = reg + jnp.sum((theta[off_fw:-1] / FREE_SIGMA) ** 2)
         cap_reg = ((theta[-1] - jnp.log(2048.0)) / 1.5) ** 2
         n = jnp.maximum(jnp.sum((weight > 0).astype(jnp.float64)), 1.0)
-        return (fit + 0.5 * (reg + cap_reg)) / n  # per measured metric, for a well-scaled optimizer
+        # Per measured metric, for a well-scaled optimizer.
+        return (fit + 0.5 * (reg + cap_reg)) / n, (pred, feas)
 
-    return jax.jit(jax.value_and_grad(loss))
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))
 
 
 def fit(
@@ -208,14 +221,17 @@ def fit(
     rows: np.ndarray | None = None,
     maxiter: int = 300,
     free: tuple = (),
+    loss=None,
 ) -> tuple[np.ndarray, float]:
     """MAP estimate of the serving-level parameter vector on ``rows`` (default: all), with the
-    kernel-level efficiencies of ``base_eff`` held fixed."""
+    kernel-level efficiencies of ``base_eff`` held fixed. ``loss``: a ``make_loss`` program of
+    the same rows to reuse (its compile is most of a small fit's time)."""
     rows = np.arange(len(data.target)) if rows is None else np.asarray(rows)
-    vg = make_loss(data, base_eff, base_rt, rows, free)
+    vg = make_loss(data, base_eff, base_rt, rows, free) if loss is None else loss
+    target, weight = loss_targets(data, rows)
 
     def fun(x):
-        v, g = vg(jnp.asarray(x))
+        (v, _), g = vg(jnp.asarray(x), target, weight)
         return float(v), np.asarray(g, dtype=np.float64)
 
     res = scipy.optimize.minimize(
