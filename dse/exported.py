@@ -52,6 +52,14 @@ def store() -> Path | None:
     return Path(str(cache_dir).rstrip("/\\") + "-exported")
 
 
+# Loaded programs by artifact key, shared by every Kernel of the process: a second ``Stack`` (or
+# a test's) runs the program the first one loaded instead of loading it again from JAX's cache
+# (~3 s each for the sweep program on a 2-core CPU). The key names the program exactly.
+_LOADED: dict[str, Callable] = {}
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
 class Kernel:
     """``fn`` (a function of pytrees returning a tuple of arrays), run from an exported
     artifact when one exists for the call's input structure, exported and written otherwise.
@@ -63,9 +71,7 @@ class Kernel:
     ):
         self.name, self.fn, self.static = name, fn, static
         self.compiler_options = compiler_options
-        self._loaded: dict[str, Callable] = {}
         self._jit = jax.jit(fn, compiler_options=compiler_options)  # without a store
-        self._lock = threading.Lock()
 
     def __call__(self, *args) -> tuple:
         leaves, treedef = jax.tree.flatten(args)
@@ -75,11 +81,13 @@ class Kernel:
             return tuple(self._jit(*args))
         specs = [jax.ShapeDtypeStruct(jax.numpy.shape(x), jax.numpy.result_type(x)) for x in leaves]
         key = self._key(treedef, specs)
-        with self._lock:  # one thread exports a key; the others wait and reuse it
-            if key not in self._loaded:
+        with _LOCKS_LOCK:
+            lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+        with lock:  # one thread exports a key; the others wait and reuse it
+            if key not in _LOADED:
                 exported = self._load_or_export(key, treedef, specs)
-                self._loaded[key] = jax.jit(exported.call, compiler_options=self.compiler_options)
-        return tuple(self._loaded[key](*leaves))
+                _LOADED[key] = jax.jit(exported.call, compiler_options=self.compiler_options)
+        return tuple(_LOADED[key](*leaves))
 
     def _key(self, treedef, specs) -> str:
         digest = hashlib.sha256()
@@ -87,6 +95,7 @@ class Kernel:
             self.name, source_hash(), jax.__version__, jaxlib.__version__, eqx.__version__,
             str(jax.config.jax_enable_x64), jax.default_backend(), str(treedef),
             str([(s.shape, str(s.dtype)) for s in specs]), repr(self.static),
+            repr(sorted((self.compiler_options or {}).items())),
         ):  # fmt: skip
             digest.update(part.encode())
             digest.update(b"\0")

@@ -25,18 +25,34 @@ def _args(n=8):
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setattr(exported, "store", lambda: tmp_path)
+    monkeypatch.setattr(exported, "_LOADED", {})  # this process has loaded nothing yet
     TRACES.clear()
     return tmp_path
 
 
-def test_a_later_process_loads_the_artifact_without_tracing(store):
+def _new_process(monkeypatch):
+    """Forget what this process loaded, as a new process starts."""
+    monkeypatch.setattr(exported, "_LOADED", {})
+
+
+def test_a_later_process_loads_the_artifact_without_tracing(store, monkeypatch):
     first = Kernel("toy", _toy)(*_args())
     assert len(list(store.glob("toy-*.jaxexport"))) == 1 and TRACES == ["traced"]
-    again = Kernel("toy", _toy)(*_args())  # a new Kernel: as a new process would build it
+    _new_process(monkeypatch)
+    again = Kernel("toy", _toy)(*_args())  # a new Kernel, as a new process would build it
     assert TRACES == ["traced"]  # loaded, not traced
     plain = jax.jit(_toy)(*_args())
     for got, want in zip((*first, *again), (*plain, *plain)):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_a_second_kernel_of_the_process_reuses_the_loaded_program(store):
+    Kernel("toy", _toy)(*_args())
+    (path,) = store.glob("toy-*.jaxexport")
+    path.unlink()  # not read again: the process keeps what it loaded (another Stack, a test)
+    out = Kernel("toy", _toy)(*_args())
+    assert TRACES == ["traced"] and not path.exists()
+    np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
 
 
 def test_new_shapes_static_settings_or_sources_are_new_artifacts(store, monkeypatch):
@@ -51,10 +67,11 @@ def test_new_shapes_static_settings_or_sources_are_new_artifacts(store, monkeypa
     assert len(list(store.glob("toy-*.jaxexport"))) == 4
 
 
-def test_an_unreadable_artifact_is_rebuilt(store):
+def test_an_unreadable_artifact_is_rebuilt(store, monkeypatch):
     Kernel("toy", _toy)(*_args())
     (path,) = store.glob("toy-*.jaxexport")
     path.write_bytes(b"truncated")
+    _new_process(monkeypatch)
     TRACES.clear()
     out = Kernel("toy", _toy)(*_args())
     assert TRACES == ["traced"] and path.stat().st_size > 100
@@ -72,6 +89,7 @@ def test_without_a_compile_cache_it_is_plain_jit(monkeypatch, tmp_path):
 
 
 def test_a_store_that_cannot_be_written_still_runs(monkeypatch, tmp_path):
+    _new_process(monkeypatch)
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     monkeypatch.setattr(exported, "store", lambda: blocked / "exported")

@@ -54,31 +54,20 @@ def _evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs, path=None):
     )
 
 
-# The batch shapes any sweep is compiled for: 256 x 16^k designs. A compile of the model costs
-# 1-2 min on a 2-core CPU and a warm call ~1 ms per design, so a few shapes shared by every
-# caller (a study's chunks, the what-if's candidates, ``dse predict``'s rows, Dask's tasks)
-# beat a shape fitted to each batch: a batch runs as whole pieces of the largest shape that
-# its size (and the caller's chunk) allows, padding under one piece (< 2x the work).
-PIECE_MIN, PIECE_GROWTH = 256, 16
+# The one batch shape every sweep is compiled for. A compile of the model costs 1-2 min on a
+# 2-core CPU, and a warm call runs ~5K designs/s whatever its size from 256 up (measured on the
+# seed study's space: 5.2-5.6K/s in pieces of 256, 4.9K/s in pieces of 4,096), so one shape
+# shared by every caller (a study's chunks, the what-if's candidates, ``dse predict``'s rows,
+# Dask's tasks, the tests) beats several: a batch runs as whole pieces, the last padded.
+PIECE = 256
 
 
-def piece_size(n: int, chunk: int) -> int:
-    """Designs per compiled call for a batch of ``n`` designs with at most ``chunk`` per call:
-    the largest ``256 x 16^k`` not above ``min(n, chunk)``, and at least 256."""
-    size, limit = PIECE_MIN, min(max(n, 1), max(chunk, 1))
-    while size * PIECE_GROWTH <= limit:
-        size *= PIECE_GROWTH
-    return size
-
-
-def evaluate_many(
-    archs, hws, eff, rt, model_idx, hw_idx, designs: Design, chunk: int = 1 << 18
-) -> Metrics:
+def evaluate_many(archs, hws, eff, rt, model_idx, hw_idx, designs: Design) -> Metrics:
     """Evaluate ``len(model_idx)`` designs; returns Metrics of numpy arrays (host memory).
 
     Designs are grouped by serving path (prefill / decode / aggregated / disaggregated serve) so
-    each group traces only its own path, then evaluated in pieces of :func:`piece_size` (a few
-    compiled shapes per path for any total size) and scattered back into input order."""
+    each group traces only its own path, then evaluated in pieces of ``PIECE`` (one compiled
+    shape per path for any total size) and scattered back into input order."""
     require_float64()
     phase = np.asarray(designs.phase)
     mode = np.asarray(designs.mode)
@@ -89,7 +78,7 @@ def evaluate_many(
         rows = np.nonzero(paths == path)[0]
         part = _evaluate_chunked(
             archs, hws, eff, rt, np.asarray(model_idx)[rows], np.asarray(hw_idx)[rows],
-            jax.tree.map(lambda x: np.asarray(x)[rows], designs), int(path), chunk,
+            jax.tree.map(lambda x: np.asarray(x)[rows], designs), int(path),
         )  # fmt: skip
         if result is None:
             result = jax.tree.map(lambda x: np.zeros((n,) + x.shape[1:], x.dtype), part)
@@ -98,11 +87,11 @@ def evaluate_many(
     return result
 
 
-def run_in_chunks(fn, tree, n: int, chunk: int):
-    """``fn`` over ``tree`` (leaves with a leading axis of ``n``) in pieces of
-    :func:`piece_size`, the last padded by repeating the last row, so any ``n`` runs one of a
-    few compiled shapes; numpy results, input order."""
-    size = piece_size(n, chunk)
+def run_in_chunks(fn, tree, n: int):
+    """``fn`` over ``tree`` (leaves with a leading axis of ``n``) in pieces of ``PIECE``, the
+    last padded by repeating the last row, so any ``n`` runs one compiled shape; numpy
+    results, input order."""
+    size = PIECE
     outs = []
     for start in range(0, n, size):
         stop = min(start + size, n)
@@ -117,8 +106,8 @@ def run_in_chunks(fn, tree, n: int, chunk: int):
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 
-def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path, chunk) -> Metrics:
+def _evaluate_chunked(archs, hws, eff, rt, model_idx, hw_idx, designs, path) -> Metrics:
     def fn(t):
         return _evaluate_many(archs, hws, eff, rt, t[0], t[1], t[2], path=path)
 
-    return run_in_chunks(fn, (model_idx, hw_idx, designs), int(np.shape(model_idx)[0]), chunk)
+    return run_in_chunks(fn, (model_idx, hw_idx, designs), int(np.shape(model_idx)[0]))

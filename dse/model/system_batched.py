@@ -79,7 +79,6 @@ def evaluate_systems(
     cost,
     profile,
     designs: SystemDesign,
-    chunk: int = 1 << 16,
     *,
     kernel=evaluate_chunk,
 ) -> SystemMetrics:
@@ -91,7 +90,7 @@ def evaluate_systems(
     def fn(d):
         return kernel(tables, eff, rt, cost, profile, d)
 
-    return run_in_chunks(fn, designs, int(np.shape(designs.model)[0]), chunk)
+    return run_in_chunks(fn, designs, int(np.shape(designs.model)[0]))
 
 
 __all__ = ["SystemTables", "evaluate_chunk", "evaluate_system_indexed", "evaluate_systems"]

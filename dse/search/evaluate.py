@@ -121,7 +121,8 @@ class Evaluator:
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, cols: dict[str, np.ndarray], progress=None) -> dict[str, np.ndarray]:
-        """SystemMetrics arrays for design columns (one compiled shape: padded to ``chunk``).
+        """SystemMetrics arrays for design columns (run in pieces of one compiled shape,
+        ``dse.model.batched.PIECE``).
         With a sub-agent model, sub-agent requests run on a replica with that model and a
         session pays for both (``Stack.evaluate_arrays``). ``progress`` (a
         :class:`dse.progress.Progress`): the first call, where JAX compiles, shows as a phase."""
@@ -131,12 +132,9 @@ class Evaluator:
             return self._evaluate(cols)
 
     def _evaluate(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(cols["model"])
-        size = max(self.chunk, -(-n // self.chunk) * self.chunk)
-        pad = {f: np.concatenate([cols[f], np.repeat(cols[f][-1:], size - n)]) for f in SYSTEM_FIELDS}
-        metrics = self.stack.evaluate_arrays(pad, chunk=self.chunk)
+        metrics = self.stack.evaluate_arrays(cols)
         self._warm = True
-        return {f: v[:n] for f, v in metrics.items()}
+        return metrics
 
     # -- tables ---------------------------------------------------------------------------------
     def frame(self, cols: dict[str, np.ndarray], metrics: dict[str, np.ndarray]) -> pd.DataFrame:

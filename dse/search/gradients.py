@@ -371,14 +371,8 @@ class Gradients(Engine):
         # The Jacobian program does not depend on what the search finds: an entry point
         # compiles it while the search runs (on two cores the compiles overlap).
         warm = functools.partial(problem.stack.warm_jacobian, self.top, METRICS)
-        jobs = (*self.base.ahead(problem), *((warm,) if self.sensitivities else ()))
-        if self.whatif and problem.space is not None:  # the what-if's batch of candidates
-            from .whatif import candidate_batch
-
-            systems = len({s for p in problem.space.products
-                           for s in dict(zip(p.fields, p.choices)).get("system", ("",))})  # fmt: skip
-            jobs += (functools.partial(problem.stack.warm_sweep, candidate_batch(systems)),)
-        return jobs
+        # The what-if needs nothing ahead: its candidates run the sweep's own compiled pieces.
+        return (*self.base.ahead(problem), *((warm,) if self.sensitivities else ()))
 
     def run(self, problem: Problem, progress: Progress) -> Found:
         found = self.base.run(problem, progress)

@@ -161,12 +161,6 @@ def default_parameters(stack: Stack, chips: Sequence[int]) -> list[Parameter]:
 CANDIDATES = 48  # designs per system re-evaluated at every parameter value (module docstring)
 
 
-def candidate_batch(systems: int, candidates: int = CANDIDATES) -> int:
-    """How many designs one what-if model call evaluates for a study of ``systems`` systems
-    (at most; what a caller warms the sweep program for)."""
-    return max(1, systems) * candidates
-
-
 def _chips_of(table: pd.DataFrame) -> np.ndarray:
     """Hardware indices a design uses: decode pool, prefill pool where it has one, FFN pool
     where it has one."""

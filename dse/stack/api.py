@@ -153,7 +153,7 @@ class Stack:
         return values
 
     def evaluate_arrays(
-        self, columns, profile: WorkloadProfile | None = None, *, chunk: int = 1 << 16
+        self, columns, profile: WorkloadProfile | None = None
     ) -> dict[str, np.ndarray]:
         """Metric arrays (``SYSTEM_METRIC_FIELDS``) of design columns (an array per
         ``SYSTEM_FIELDS`` field, equal lengths) in one vectorized call: every caller's batches
@@ -161,21 +161,21 @@ class Stack:
         through here. ``profile`` None: the stack's workload, with its sub-agent replica where
         the workload runs sub-agents on another model (``with_sub_agents``); a profile: exactly
         that workload on the designs."""
-        return self._evaluate(columns, profile, chunk)[0]
+        return self._evaluate(columns, profile)[0]
 
-    def _evaluate(self, columns, profile, chunk):
+    def _evaluate(self, columns, profile):
         """(metrics, the sub-agent replica's metrics or None) as numpy arrays."""
         designs = system_design(columns)
         cal = self.calibration
         kernel = lambda *a: SystemMetrics(*self._sweep(*a))  # noqa: E731
         main = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
-                                profile or self.profile, designs, chunk=chunk, kernel=kernel)  # fmt: skip
+                                profile or self.profile, designs, kernel=kernel)  # fmt: skip
         sub = None
         if profile is None and self.sub_profile is not None:
             on_sub = np.full_like(designs.model, self.sub_model_index)
             sub = evaluate_systems(self.tables, cal.efficiency, cal.runtime, self.cost,
                                    self.sub_profile, eqx.tree_at(lambda d: d.model, designs, on_sub),
-                                   chunk=chunk, kernel=kernel)  # fmt: skip
+                                   kernel=kernel)  # fmt: skip
             main = with_sub_agents(main, sub, self.profile, self.sub_profile)
         as_dict = lambda m: {f: np.asarray(getattr(m, f)) for f in SYSTEM_METRIC_FIELDS}  # noqa: E731
         return as_dict(main), (as_dict(sub) if sub is not None else None)
@@ -247,13 +247,6 @@ class Stack:
                 finite[:, session] = False
         return y, jac, feasible, finite
 
-    def warm_sweep(self, n: int) -> None:
-        """Load (or compile) the sweep program for a batch of ``n`` designs, on default
-        designs: what an entry point runs in the background for a later small evaluation (the
-        what-if's candidates) while the search sweeps in large chunks."""
-        row = {f: np.array([float(v)] * n) for f, v in SYSTEM_DEFAULTS.items()}
-        self.evaluate_arrays(row)
-
     def warm_jacobian(self, n: int, metrics: tuple[str, ...]) -> None:
         """Compile (or load from JAX's cache) the program ``jacobian`` runs for up to ``n``
         designs and ``metrics``, on default designs: what an entry point runs in a background
@@ -281,7 +274,7 @@ class Stack:
             except ValueError as e:
                 raise ValueError(f"row {i}: {e}") from None
         columns = {f: np.array([v[f] for v in values], dtype=np.float64) for f in SYSTEM_FIELDS}
-        combined, sub = self._evaluate(columns, None, 1 << 16)
+        combined, sub = self._evaluate(columns, None)
         metrics = metrics_frame(combined)
         if sub is not None:  # the sub-agent replica's own figures, beside the session's
             metrics["sub_agent_model"] = self.sub_model
