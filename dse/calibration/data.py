@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import Catalog
-from ..model.batched import stack
 from ..model.design import Design
 from ..scenarios.schema import parse_frame
 
@@ -99,8 +98,7 @@ def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
         else:
             keep.append(i)
     scen = [scenarios[i] for i in keep]
-    model_ids = sorted({s.model for s in scen})
-    hw_names = sorted({s.hardware for s in scen})
+    tables = catalog.tables  # the whole catalog: the same compiled shapes as dse predict
     designs = Design(
         **{f: np.array([s.values[f] for s in scen]) for f in Design.__dataclass_fields__}
     )
@@ -115,10 +113,10 @@ def load_measurements(path: Path | str, catalog: Catalog) -> CalibrationData:
     w *= np.array([METRIC_WEIGHT[m] for m in METRICS])[None, :]
     return CalibrationData(
         frame=df.iloc[keep].reset_index(drop=True),
-        archs=stack([catalog.models[m].arch for m in model_ids]),
-        hws=stack([catalog.hardware[h].hw for h in hw_names]),
-        model_idx=np.array([model_ids.index(s.model) for s in scen], dtype=np.int32),
-        hw_idx=np.array([hw_names.index(s.hardware) for s in scen], dtype=np.int32),
+        archs=tables.archs,
+        hws=tables.hws,
+        model_idx=tables.model_index([s.model for s in scen]),
+        hw_idx=tables.hardware_index([s.hardware for s in scen]),
         designs=designs,
         target=t,
         weight=w,

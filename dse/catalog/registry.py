@@ -10,7 +10,9 @@ import difflib
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import yaml
 
 from ..files import conf_dir as conf_dir
@@ -98,6 +100,23 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+class CatalogTables(NamedTuple):
+    """Every model and accelerator of a catalog stacked once, in catalog order. Batched
+    callers (``dse predict``, calibration, the system model) gather rows of these tables, so
+    every caller runs the same compiled shapes whatever subset it uses."""
+
+    model_ids: tuple[str, ...]
+    archs: Architecture  # stacked: one row per model_ids entry
+    hardware_names: tuple[str, ...]
+    hws: Hardware  # stacked: one row per hardware_names entry
+
+    def model_index(self, ids) -> np.ndarray:
+        return np.array([self.model_ids.index(m) for m in ids], dtype=np.int32)
+
+    def hardware_index(self, names) -> np.ndarray:
+        return np.array([self.hardware_names.index(h) for h in names], dtype=np.int32)
+
+
 class Catalog:
     """All models, accelerators and host tiers found under one ``conf/`` directory."""
 
@@ -169,6 +188,18 @@ class Catalog:
 
         for path in sorted((self.root / "dataset").glob("*.yaml")):
             self.datasets[path.stem] = _dataset(path, _read_yaml(path))
+
+    @functools.cached_property
+    def tables(self) -> CatalogTables:
+        from ..model.batched import stack
+
+        models, hardware = tuple(self.models), tuple(self.hardware)
+        return CatalogTables(
+            models,
+            stack([self.models[m].arch for m in models]),
+            hardware,
+            stack([self.hardware[h].hw for h in hardware]),
+        )
 
     # ----- name resolution -------------------------------------------------------------------
     def model(self, name: str) -> ModelEntry:

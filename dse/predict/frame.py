@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..calibration import Calibration
 from ..catalog import Catalog, CatalogError, load_catalog
-from ..model.batched import evaluate_many, stack
+from ..model.batched import evaluate_many
 from ..model.design import Design
 from ..model.metrics import BOUNDS
 from ..model.reasons import REASON_TEXT
@@ -231,16 +231,14 @@ def predict_frame(
 
 def evaluate_scenarios(scenarios: list[Scenario], catalog: Catalog, calibration: Calibration):
     """Batched model evaluation of parsed scenarios; Metrics of numpy arrays."""
-    model_ids = sorted({s.model for s in scenarios})
-    hw_names = sorted({s.hardware for s in scenarios})
-    archs = stack([catalog.models[m].arch for m in model_ids])
-    hws = stack([catalog.hardware[h].hw for h in hw_names])
-    model_idx = np.array([model_ids.index(s.model) for s in scenarios], dtype=np.int32)
-    hw_idx = np.array([hw_names.index(s.hardware) for s in scenarios], dtype=np.int32)
+    # The whole catalog's tables (one compiled shape for every table of rows).
+    t = catalog.tables
+    model_idx = t.model_index([s.model for s in scenarios])
+    hw_idx = t.hardware_index([s.hardware for s in scenarios])
     fields = Design.__dataclass_fields__
     designs = Design(
         **{f: np.array([s.values[f] for s in scenarios], dtype=np.float64) for f in fields}
     )
     return evaluate_many(
-        archs, hws, calibration.efficiency, calibration.runtime, model_idx, hw_idx, designs
+        t.archs, t.hws, calibration.efficiency, calibration.runtime, model_idx, hw_idx, designs
     )

@@ -82,14 +82,15 @@ class Stack:
                 self.profile = profile_for(workload, sessions=sessions, seed=seed)
         else:
             self.profile = workload
-        self.model_names = list(self.catalog.models)
+        tables = self.catalog.tables  # stacked once per catalog (shared with dse predict)
+        self.model_names = list(tables.model_ids)
         # The sub-agent model's row in the tables (-1: sub-agents run on the main model).
         self.sub_model_index = self.model_names.index(self.sub_model) if self.sub_model else -1
-        self.hw_names = list(self.catalog.hardware)
+        self.hw_names = list(tables.hardware_names)
         self.host_names = list(self.catalog.hosts)
         self.tables = SystemTables(
-            archs=stack([self.catalog.models[m].arch for m in self.model_names]),
-            hardware=stack([self.catalog.hardware[h].hw for h in self.hw_names]),
+            archs=tables.archs,
+            hardware=tables.hws,
             hosts=stack([self.catalog.host_tier(h) for h in self.host_names]),
         )
         self.hw_index = {n: i for i, n in enumerate(self.hw_names)}
