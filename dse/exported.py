@@ -10,8 +10,8 @@ cached by JAX's compile cache.
 An artifact is named by a hash of everything that can change the program: the kernel's name,
 the source of every ``dse/**.py`` file, the JAX, jaxlib and Equinox versions, the x64 flag, the
 backend, the input tree (structure and static fields) with every leaf's shape and dtype, and
-the kernel's static settings. A model change gives new names, so a stale artifact is never used; one that
-fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
+the kernel's static settings and XLA options. A model change gives new names, so a stale
+artifact is never used; one that fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
 cache (``<cache>-exported``, see :func:`dse.configure`); without a compile cache nothing is
 written and kernels run as plain ``jit``; inside a caller's trace (``jax.grad``) the function
 is simply inlined.
@@ -60,6 +60,25 @@ _KEY_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _process_lock(path: Path):
+    """An exclusive lock on ``path`` across processes (``flock``, released if the holder dies);
+    none where the platform or the folder does not allow one."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # noqa: SIM115 -- closed below
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
 class Kernel:
     """``fn`` (a function of pytrees returning a tuple of arrays), run from an exported
     artifact when one exists for the call's input structure, exported and written otherwise.
@@ -84,10 +103,17 @@ class Kernel:
         with _LOCKS_LOCK:
             lock = _KEY_LOCKS.setdefault(key, threading.Lock())
         with lock:  # one thread exports a key; the others wait and reuse it
-            if key not in _LOADED:
+            if key in _LOADED:
+                return tuple(_LOADED[key](*leaves))
+            # The first call compiles (or loads from JAX's cache). Another process starting on
+            # the same key at the same time (a second dse run, a test worker) waits for it and
+            # then loads the compiled program instead of compiling it too.
+            with _process_lock(store() / f"{self.name}-{key}.lock"):
                 exported = self._load_or_export(key, treedef, specs)
-                _LOADED[key] = jax.jit(exported.call, compiler_options=self.compiler_options)
-        return tuple(_LOADED[key](*leaves))
+                loaded = jax.jit(exported.call, compiler_options=self.compiler_options)
+                out = tuple(loaded(*leaves))
+            _LOADED[key] = loaded
+            return out
 
     def _key(self, treedef, specs) -> str:
         digest = hashlib.sha256()

@@ -55,6 +55,41 @@ def test_a_second_kernel_of_the_process_reuses_the_loaded_program(store):
     np.testing.assert_array_equal(np.asarray(out[1]), np.cumsum(np.arange(8.0)))
 
 
+def test_only_the_first_call_of_a_program_holds_the_process_lock(store, monkeypatch):
+    held = []
+    real = exported._process_lock
+
+    def recording(path):
+        held.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(exported, "_process_lock", recording)
+    kernel = Kernel("toy", _toy)
+    kernel(*_args())
+    kernel(*_args())
+    Kernel("toy", _toy)(*_args())
+    assert len(held) == 1 and held[0].startswith("toy-") and held[0].endswith(".lock")
+
+
+def test_the_process_lock_makes_a_second_holder_wait(tmp_path):
+    import threading
+    import time
+
+    path, order = tmp_path / "k.lock", []
+
+    def second():
+        with exported._process_lock(path):  # another open file: flock blocks it
+            order.append("second")
+
+    with exported._process_lock(path):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+    thread.join(5)
+    assert order == ["first done", "second"]
+
+
 def test_new_shapes_static_settings_or_sources_are_new_artifacts(store, monkeypatch):
     Kernel("toy", _toy)(*_args(8))
     Kernel("toy", _toy)(*_args(16))  # another shape
