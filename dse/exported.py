@@ -11,10 +11,12 @@ An artifact is named by a hash of everything that can change the program: the ke
 the source of every ``dse/**.py`` file, the JAX, jaxlib and Equinox versions, the x64 flag, the
 backend, the input tree (structure and static fields) with every leaf's shape and dtype, and
 the kernel's static settings and XLA options. A model change gives new names, so a stale
-artifact is never used; one that fails to load (truncated, another JAX) is rebuilt and overwritten. Where: next to JAX's compile
-cache (``<cache>-exported``, see :func:`dse.configure`); without a compile cache nothing is
-written and kernels run as plain ``jit``; inside a caller's trace (``jax.grad``) the function
-is simply inlined.
+artifact is never used; one that fails to load (truncated, another JAX) is rebuilt and
+overwritten. Where: next to JAX's compile cache (``<cache>-exported``, see
+:func:`dse.configure`); without a compile cache nothing is written and kernels run as plain
+``jit``; inside a caller's trace (``jax.grad``) the function is simply inlined. A process
+loads each program once for all its kernels, and the first call of a program holds a file
+lock, so two processes starting together compile it once.
 """
 
 from __future__ import annotations
